@@ -1,0 +1,3 @@
+module github.com/srsproxy/srsproxy
+
+go 1.26.8

@@ -1,0 +1,29 @@
+package srs
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Sentinel errors of the domain. The RESP layer maps each to an error prefix.
+var (
+	ErrUnknownSeason     = errors.New("unknown season")
+	ErrSeasonInactive    = errors.New("season is not active")
+	ErrSeasonExists      = errors.New("season already exists")
+	ErrInvalidSeasonName = errors.New("invalid season name: must match ^SEASON-\\d{4}(-[A-Z0-9_]+)?$ and be at most 48 bytes")
+	ErrReviewTooOld      = errors.New("review is older than the card's last review")
+	ErrReviewInFuture    = errors.New("review time is more than 5 minutes in the future")
+	ErrQueueFull         = errors.New("write-behind queue is full; review not accepted, retry later")
+	ErrCacheUnavailable  = errors.New("cache unavailable")
+)
+
+// SeasonArchivedError reports a season that was archived and takes no more reads or writes.
+type SeasonArchivedError struct {
+	Season     string
+	ArchivedAt time.Time
+}
+
+func (e *SeasonArchivedError) Error() string {
+	return fmt.Sprintf("season %s was archived on %s", e.Season, e.ArchivedAt.UTC().Format(time.RFC3339))
+}
