@@ -1,0 +1,256 @@
+// Package redis is the cache adapter: hot schedules of active users in an
+// upstream Redis (or Redis Cluster), one hash tag per user-season so every
+// script runs on one slot.
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/srsproxy/srsproxy/srs"
+)
+
+// Options configure the cache.
+type Options struct {
+	Addrs    []string      // one address: a single server; several: a cluster
+	Password string        //
+	Prefix   string        // key prefix, default "srs"; must not contain '{' or '}'
+	TTL      time.Duration // sliding expiry of an idle user-season, default 24h
+	// ReviewIDTTL is how long a review id is remembered in Redis for retries,
+	// default 10m. Older ids are found in the queue or the review log.
+	ReviewIDTTL  time.Duration
+	PoolSize     int           // default 64
+	DialTimeout  time.Duration // default 1s
+	ReadTimeout  time.Duration // default 500ms
+	WriteTimeout time.Duration // default 500ms
+}
+
+func (o *Options) fill() {
+	o.Prefix = cmpOr(o.Prefix, "srs")
+	o.TTL = cmpOr(o.TTL, 24*time.Hour)
+	o.ReviewIDTTL = cmpOr(o.ReviewIDTTL, 10*time.Minute)
+	o.PoolSize = cmpOr(o.PoolSize, 64)
+	o.DialTimeout = cmpOr(o.DialTimeout, time.Second)
+	o.ReadTimeout = cmpOr(o.ReadTimeout, 500*time.Millisecond)
+	o.WriteTimeout = cmpOr(o.WriteTimeout, 500*time.Millisecond)
+}
+
+func cmpOr[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// Cache is the upstream Redis holding loaded user-seasons.
+type Cache struct {
+	rdb  goredis.UniversalClient
+	opts Options
+}
+
+// New connects to the upstream Redis. It does not fail when Redis is down;
+// the first command reports that.
+func New(opts Options) (*Cache, error) {
+	opts.fill()
+	if len(opts.Addrs) == 0 {
+		return nil, errors.New("redis: no address")
+	}
+	if strings.ContainsAny(opts.Prefix, "{}") {
+		return nil, fmt.Errorf("redis: prefix %q must not contain '{' or '}'", opts.Prefix)
+	}
+	rdb := goredis.NewUniversalClient(&goredis.UniversalOptions{
+		Addrs:                 opts.Addrs,
+		Password:              opts.Password,
+		PoolSize:              opts.PoolSize,
+		DialTimeout:           opts.DialTimeout,
+		ReadTimeout:           opts.ReadTimeout,
+		WriteTimeout:          opts.WriteTimeout,
+		ContextTimeoutEnabled: true,
+		MaxRetries:            1,
+		Protocol:              2,
+		DisableIdentity:       true,
+	})
+	return &Cache{rdb: rdb, opts: opts}, nil
+}
+
+// Client is the underlying go-redis client (status, tests).
+func (c *Cache) Client() goredis.UniversalClient { return c.rdb }
+
+// Close closes the connection pool.
+func (c *Cache) Close() error { return c.rdb.Close() }
+
+// Ping checks that Redis answers.
+func (c *Cache) Ping(ctx context.Context) error { return c.rdb.Ping(ctx).Err() }
+
+// keys are the user-season's card hash, due set and recent review ids.
+func (c *Cache) keys(season, player string) []string {
+	base := c.opts.Prefix + ":{" + season + "|" + player + "}:"
+	return []string{base + "c", base + "d", base + "r"}
+}
+
+func ms(d time.Duration) int64 { return d.Milliseconds() }
+
+// DueResult is the reply of Due.
+type DueResult struct {
+	Loaded bool       // false: the user-season is not cached; load it and ask again
+	Total  int64      // due cards matching the filter
+	Cards  []srs.Card // most overdue first, at most the limit
+}
+
+// Due returns the due cards of a loaded user-season and slides its TTL.
+func (c *Cache) Due(ctx context.Context, season, player, subject string, now int64, limit int) (DueResult, error) {
+	k := c.keys(season, player)
+	v, err := dueScript.Run(ctx, c.rdb, k[:2], now, limit, subject, ms(c.opts.TTL)).Result()
+	if err != nil {
+		return DueResult{}, fmt.Errorf("redis due: %w", err)
+	}
+	if n, ok := v.(int64); ok && n == -1 {
+		return DueResult{}, nil
+	}
+	parts, ok := v.([]any)
+	if !ok || len(parts) != 2 {
+		return DueResult{}, fmt.Errorf("redis due: unexpected reply %T", v)
+	}
+	total, _ := parts[0].(int64)
+	pairs, _ := parts[1].([]any)
+	res := DueResult{Loaded: true, Total: total, Cards: make([]srs.Card, 0, len(pairs)/2)}
+	for i := 0; i+1 < len(pairs); i += 2 {
+		id, _ := pairs[i].(string)
+		val, ok := pairs[i+1].(string)
+		if !ok {
+			continue // a due member without state: skipped, repaired by the next load
+		}
+		card, err := decodeCard(season, player, id, []byte(val))
+		if err != nil {
+			return DueResult{}, err
+		}
+		res.Cards = append(res.Cards, card)
+	}
+	return res, nil
+}
+
+// ReadResult is the reply of Read.
+type ReadResult struct {
+	Loaded bool
+	Found  bool        // the card is cached
+	Card   srs.Card    // valid when Found
+	Raw    string      // the cached value, the expected value of Swap ("" when absent)
+	Dup    *srs.Review // the stored review when the review id was seen recently
+}
+
+// Read returns one card of a loaded user-season and, if reviewID is set,
+// the review stored under that id in the last ReviewIDTTL.
+func (c *Cache) Read(ctx context.Context, season, player, question, reviewID string) (ReadResult, error) {
+	k := c.keys(season, player)
+	v, err := readScript.Run(ctx, c.rdb, k, question, reviewID).Result()
+	if err != nil {
+		return ReadResult{}, fmt.Errorf("redis read: %w", err)
+	}
+	parts, ok := v.([]any)
+	if !ok || len(parts) == 0 {
+		return ReadResult{}, fmt.Errorf("redis read: unexpected reply %T", v)
+	}
+	if loaded, _ := parts[0].(int64); loaded == 0 {
+		return ReadResult{}, nil
+	}
+	res := ReadResult{Loaded: true}
+	if len(parts) > 1 {
+		if raw, ok := parts[1].(string); ok {
+			card, err := decodeCard(season, player, question, []byte(raw))
+			if err != nil {
+				return ReadResult{}, err
+			}
+			res.Found, res.Card, res.Raw = true, card, raw
+		}
+	}
+	if len(parts) > 2 {
+		if raw, ok := parts[2].(string); ok {
+			var r srs.Review
+			if err := json.Unmarshal([]byte(raw), &r); err != nil {
+				return ReadResult{}, fmt.Errorf("redis read: stored review %s: %w", reviewID, err)
+			}
+			res.Dup = &r
+		}
+	}
+	return res, nil
+}
+
+// Load writes a whole user-season read from the store, unless another load
+// got there first. It reports whether this call wrote the entry.
+func (c *Cache) Load(ctx context.Context, season, player string, cards []srs.Card) (bool, error) {
+	args := make([]any, 0, 1+3*len(cards))
+	args = append(args, ms(c.opts.TTL))
+	for _, card := range cards {
+		val, err := encodeCard(card)
+		if err != nil {
+			return false, err
+		}
+		args = append(args, card.QuestionID, val, card.Due)
+	}
+	n, err := loadScript.Run(ctx, c.rdb, c.keys(season, player)[:2], args...).Int()
+	if err != nil {
+		return false, fmt.Errorf("redis load: %w", err)
+	}
+	return n == 1, nil
+}
+
+// SwapResult is the outcome of Swap.
+type SwapResult int
+
+// Outcomes of a compare-and-set.
+const (
+	SwapNotLoaded SwapResult = -1 // the user-season is no longer cached
+	SwapConflict  SwapResult = 0  // the card changed since it was read
+	SwapStored    SwapResult = 1
+)
+
+// Swap stores the card a review produced if the cached value is still
+// expected (ReadResult.Raw), and remembers the review under its id.
+func (c *Cache) Swap(ctx context.Context, expected string, r srs.Review) (SwapResult, error) {
+	val, err := encodeCard(r.Card())
+	if err != nil {
+		return 0, err
+	}
+	stored, err := json.Marshal(r)
+	if err != nil {
+		return 0, err
+	}
+	n, err := swapScript.Run(ctx, c.rdb, c.keys(r.Season, r.Player), r.QuestionID, expected, val,
+		r.After.Due, ms(c.opts.TTL), r.ID, stored, ms(c.opts.ReviewIDTTL)).Int()
+	if err != nil {
+		return 0, fmt.Errorf("redis swap: %w", err)
+	}
+	return SwapResult(n), nil
+}
+
+// Invalidate deletes a user-season so the next read reloads it from the store.
+func (c *Cache) Invalidate(ctx context.Context, season, player string) error {
+	if err := c.rdb.Del(ctx, c.keys(season, player)...).Err(); err != nil {
+		return fmt.Errorf("redis invalidate: %w", err)
+	}
+	return nil
+}
+
+// LoadScripts loads every script into the script cache of every server, so
+// EVALSHA succeeds without a fallback (needed inside pipelines).
+func (c *Cache) LoadScripts(ctx context.Context) error {
+	load := func(ctx context.Context, client *goredis.Client) error {
+		for _, s := range allScripts {
+			if err := s.Load(ctx, client).Err(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if cc, ok := c.rdb.(*goredis.ClusterClient); ok {
+		return cc.ForEachShard(ctx, load)
+	}
+	return load(ctx, c.rdb.(*goredis.Client))
+}

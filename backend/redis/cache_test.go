@@ -1,0 +1,168 @@
+package redis
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"testing"
+
+	"github.com/srsproxy/srsproxy/srs"
+)
+
+func testCache(t *testing.T) *Cache {
+	t.Helper()
+	addr := os.Getenv("SRS_TEST_REDIS")
+	if addr == "" {
+		addr = "127.0.0.1:6379"
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	prefix := "srstest-" + hex.EncodeToString(b)
+	c, err := New(Options{Addrs: []string{addr}, Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := c.Ping(ctx); err != nil {
+		t.Fatalf("redis at %s: %v", addr, err)
+	}
+	t.Cleanup(func() {
+		keys, _ := c.rdb.Keys(ctx, prefix+":*").Result()
+		if len(keys) > 0 {
+			c.rdb.Del(ctx, keys...)
+		}
+		c.Close()
+	})
+	return c
+}
+
+func card(q, subject string, due int64) srs.Card {
+	return srs.Card{
+		Season: "SEASON-2026", Player: "p1", QuestionID: q, Subject: subject, Topic: "t", Stage: "s",
+		Schedule: srs.Schedule{State: srs.StateReview, Stability: 1.0 / 3, Difficulty: 5.25, Due: due, LastReview: due - 86400000, Reps: 3, Lapses: 1},
+	}
+}
+
+func TestCodecRoundTrip(t *testing.T) {
+	t.Parallel()
+	for _, c := range []srs.Card{
+		card("q1", "math", 1_764_000_000_000),
+		{Season: "S", Player: "p", QuestionID: "q"},
+		card("q2", "", -5),
+	} {
+		v, err := encodeCard(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := decodeCard(c.Season, c.Player, c.QuestionID, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != c {
+			t.Errorf("round trip: got %+v want %+v", got, c)
+		}
+	}
+	if _, err := decodeCard("s", "p", "q", []byte{1, 5, 'a'}); err == nil {
+		t.Error("truncated value decoded without error")
+	}
+}
+
+func TestDueLoadSwap(t *testing.T) {
+	t.Parallel()
+	c := testCache(t)
+	ctx := context.Background()
+	const now = 1_764_000_000_000
+
+	res, err := c.Due(ctx, "SEASON-2026", "p1", "", now, 20)
+	if err != nil || res.Loaded {
+		t.Fatalf("unloaded user: %+v %v", res, err)
+	}
+	cards := []srs.Card{
+		card("q1", "math", now-3000), card("q2", "bio", now-2000), card("q3", "math", now-1000),
+		card("q4", "math", now+1000), card("q5", "bio", now-5000),
+	}
+	if ok, err := c.Load(ctx, "SEASON-2026", "p1", cards); err != nil || !ok {
+		t.Fatalf("load: %v %v", ok, err)
+	}
+	if ok, err := c.Load(ctx, "SEASON-2026", "p1", cards[:1]); err != nil || ok {
+		t.Fatalf("second load must not overwrite: %v %v", ok, err)
+	}
+	res, err = c.Due(ctx, "SEASON-2026", "p1", "", now, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Total != 4 || len(res.Cards) != 2 || res.Cards[0].QuestionID != "q5" || res.Cards[1].QuestionID != "q1" {
+		t.Fatalf("due: %+v", res)
+	}
+	res, err = c.Due(ctx, "SEASON-2026", "p1", "math", now, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Total != 2 || len(res.Cards) != 1 || res.Cards[0].QuestionID != "q1" || res.Cards[0] != cards[0] {
+		t.Fatalf("due math: %+v", res)
+	}
+
+	rd, err := c.Read(ctx, "SEASON-2026", "p1", "q1", "rid-1")
+	if err != nil || !rd.Loaded || !rd.Found || rd.Dup != nil || rd.Card != cards[0] {
+		t.Fatalf("read: %+v %v", rd, err)
+	}
+	r := srs.Review{ID: "rid-1", Season: "SEASON-2026", Player: "p1", QuestionID: "q1", Subject: "math", Grade: srs.Good,
+		Before: cards[0].Schedule, After: cards[0].Schedule}
+	r.After.Due = now + 86400000
+	r.After.Reps++
+	if got, err := c.Swap(ctx, rd.Raw, r); err != nil || got != SwapStored {
+		t.Fatalf("swap: %v %v", got, err)
+	}
+	if got, err := c.Swap(ctx, rd.Raw, r); err != nil || got != SwapConflict {
+		t.Fatalf("stale swap: %v %v", got, err)
+	}
+	rd, err = c.Read(ctx, "SEASON-2026", "p1", "q1", "rid-1")
+	if err != nil || rd.Dup == nil || rd.Dup.After != r.After || rd.Card.Schedule != r.After {
+		t.Fatalf("read after swap: %+v %v", rd, err)
+	}
+	res, _ = c.Due(ctx, "SEASON-2026", "p1", "math", now, 10)
+	if res.Total != 1 {
+		t.Fatalf("q1 is no longer due: %+v", res)
+	}
+
+	if err := c.Invalidate(ctx, "SEASON-2026", "p1"); err != nil {
+		t.Fatal(err)
+	}
+	if rd, _ := c.Read(ctx, "SEASON-2026", "p1", "q1", ""); rd.Loaded {
+		t.Fatal("invalidated user still loaded")
+	}
+	if got, _ := c.Swap(ctx, "", r); got != SwapNotLoaded {
+		t.Fatalf("swap on unloaded user: %v", got)
+	}
+}
+
+func TestHalfExpiredIsNotLoaded(t *testing.T) {
+	t.Parallel()
+	c := testCache(t)
+	ctx := context.Background()
+	if _, err := c.Load(ctx, "SEASON-2026", "p2", []srs.Card{card("q1", "m", 1)}); err != nil {
+		t.Fatal(err)
+	}
+	c.rdb.Del(ctx, c.keys("SEASON-2026", "p2")[1])
+	res, err := c.Due(ctx, "SEASON-2026", "p2", "", 10, 5)
+	if err != nil || res.Loaded {
+		t.Fatalf("a card hash without its due set must read as not loaded: %+v %v", res, err)
+	}
+}
+
+func TestEmptyUserIsLoaded(t *testing.T) {
+	t.Parallel()
+	c := testCache(t)
+	ctx := context.Background()
+	if _, err := c.Load(ctx, "SEASON-2026", "p3", nil); err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Due(ctx, "SEASON-2026", "p3", "", 10, 5)
+	if err != nil || !res.Loaded || res.Total != 0 {
+		t.Fatalf("empty user: %+v %v", res, err)
+	}
+	if err := c.LoadScripts(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,138 @@
+package redis
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/srsproxy/srsproxy/srs"
+)
+
+// The cached card is one binary string per card, the value of the user's card
+// hash. Layout (format 1):
+//
+//	[0]      format version
+//	[1]      subject length n, then n subject bytes (first, so the due script
+//	         can filter by subject with one string comparison)
+//	         state u8, step u8, stability f64, difficulty f64 (little endian),
+//	         due, last review (zig-zag varints, unix ms), reps, lapses (uvarints),
+//	         topic and stage (u8 length + bytes)
+//
+// Strings are capped at 255 bytes by the command layer.
+const formatVersion = 1
+
+// maxLabel is the longest subject, topic or stage the format can hold.
+const maxLabel = math.MaxUint8
+
+var errBadValue = errors.New("malformed cached card")
+
+func appendLabel(b []byte, s string) []byte {
+	b = append(b, byte(len(s)))
+	return append(b, s...)
+}
+
+// encodeCard packs the cached part of c (the question id is the hash field).
+func encodeCard(c srs.Card) ([]byte, error) {
+	for _, s := range [...]string{c.Subject, c.Topic, c.Stage} {
+		if len(s) > maxLabel {
+			return nil, fmt.Errorf("label %q longer than %d bytes", s[:16], maxLabel)
+		}
+	}
+	b := make([]byte, 0, 48+len(c.Subject)+len(c.Topic)+len(c.Stage))
+	b = append(b, formatVersion)
+	b = appendLabel(b, c.Subject)
+	b = append(b, byte(c.State), byte(c.Step))
+	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(c.Stability))
+	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(c.Difficulty))
+	b = binary.AppendVarint(b, c.Due)
+	b = binary.AppendVarint(b, c.LastReview)
+	b = binary.AppendUvarint(b, uint64(c.Reps))
+	b = binary.AppendUvarint(b, uint64(c.Lapses))
+	b = appendLabel(b, c.Topic)
+	b = appendLabel(b, c.Stage)
+	return b, nil
+}
+
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) byte() byte {
+	if r.err != nil || len(r.b) < 1 {
+		r.err = errBadValue
+		return 0
+	}
+	v := r.b[0]
+	r.b = r.b[1:]
+	return v
+}
+
+func (r *reader) label() string {
+	n := int(r.byte())
+	if r.err != nil || len(r.b) < n {
+		r.err = errBadValue
+		return ""
+	}
+	s := string(r.b[:n])
+	r.b = r.b[n:]
+	return s
+}
+
+func (r *reader) float() float64 {
+	if r.err != nil || len(r.b) < 8 {
+		r.err = errBadValue
+		return 0
+	}
+	v := math.Float64frombits(binary.LittleEndian.Uint64(r.b))
+	r.b = r.b[8:]
+	return v
+}
+
+func (r *reader) varint() int64 {
+	v, n := binary.Varint(r.b)
+	if r.err != nil || n <= 0 {
+		r.err = errBadValue
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) uvarint() int {
+	v, n := binary.Uvarint(r.b)
+	if r.err != nil || n <= 0 || v > math.MaxInt32 {
+		r.err = errBadValue
+		return 0
+	}
+	r.b = r.b[n:]
+	return int(v)
+}
+
+// decodeCard unpacks a cached card value; season, player and question come from the key.
+func decodeCard(season, player, question string, v []byte) (srs.Card, error) {
+	r := reader{b: v}
+	if r.byte() != formatVersion {
+		return srs.Card{}, fmt.Errorf("%w: format %d", errBadValue, v[0])
+	}
+	c := srs.Card{Season: season, Player: player, QuestionID: question}
+	c.Subject = r.label()
+	c.State = srs.State(r.byte())
+	c.Step = int(r.byte())
+	c.Stability = r.float()
+	c.Difficulty = r.float()
+	c.Due = r.varint()
+	c.LastReview = r.varint()
+	c.Reps = r.uvarint()
+	c.Lapses = r.uvarint()
+	c.Topic = r.label()
+	c.Stage = r.label()
+	if r.err == nil && len(r.b) != 0 {
+		r.err = errBadValue
+	}
+	if r.err != nil {
+		return srs.Card{}, fmt.Errorf("card %s/%s/%s: %w", season, player, question, r.err)
+	}
+	return c, nil
+}

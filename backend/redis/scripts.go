@@ -1,0 +1,120 @@
+package redis
+
+import goredis "github.com/redis/go-redis/v9"
+
+// Every script touches the keys of one user-season only, which share a hash
+// tag and so one Redis Cluster slot. A user-season is "loaded" only when both
+// markers exist: the field "" in the card hash and the member "" (score +inf)
+// in the due set. Both keys carry the same sliding TTL; checking both means a
+// half-expired pair is treated as not loaded, never as a user with no cards.
+
+const loadedCheck = `
+local function loaded(c, d)
+  return redis.call('HEXISTS', c, '') == 1 and redis.call('ZSCORE', d, '') ~= false
+end
+`
+
+// dueScript: KEYS card hash, due set; ARGV now, limit, subject, ttl ms.
+// Returns -1 when not loaded, else {total, {id, value, id, value, ...}} of
+// the due cards, most overdue first. A subject filter walks the due range in
+// order and counts exactly (it is not a filter over an overall top N).
+var dueScript = goredis.NewScript(loadedCheck + `
+local c, d = KEYS[1], KEYS[2]
+if not loaded(c, d) then return -1 end
+local now, limit, subj, ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+redis.call('PEXPIRE', c, ttl)
+redis.call('PEXPIRE', d, ttl)
+if subj == '' then
+  local total = redis.call('ZCOUNT', d, '-inf', now)
+  local ids = redis.call('ZRANGEBYSCORE', d, '-inf', now, 'LIMIT', 0, limit)
+  if #ids == 0 then return {total, {}} end
+  local vals = redis.call('HMGET', c, unpack(ids))
+  local out = {}
+  for i = 1, #ids do
+    out[#out + 1] = ids[i]
+    out[#out + 1] = vals[i]
+  end
+  return {total, out}
+end
+local n, total, out, off, page = #subj, 0, {}, 0, 256
+while true do
+  local ids = redis.call('ZRANGEBYSCORE', d, '-inf', now, 'LIMIT', off, page)
+  if #ids == 0 then break end
+  local vals = redis.call('HMGET', c, unpack(ids))
+  for i = 1, #ids do
+    local v = vals[i]
+    if v and string.byte(v, 2) == n and string.sub(v, 3, 2 + n) == subj then
+      total = total + 1
+      if #out < 2 * limit then
+        out[#out + 1] = ids[i]
+        out[#out + 1] = v
+      end
+    end
+  end
+  if #ids < page then break end
+  off = off + page
+end
+return {total, out}
+`)
+
+// readScript: KEYS card hash, due set, recent review ids; ARGV question, review id.
+// Returns {0} when not loaded, else {1, card value or nil, stored review or nil}.
+var readScript = goredis.NewScript(loadedCheck + `
+local c, d, r = KEYS[1], KEYS[2], KEYS[3]
+if not loaded(c, d) then return {0} end
+local dup = false
+if ARGV[2] ~= '' then dup = redis.call('HGET', r, ARGV[2]) end
+return {1, redis.call('HGET', c, ARGV[1]), dup}
+`)
+
+// loadScript: KEYS card hash, due set; ARGV ttl ms, then (id, value, due) triples.
+// Writes a whole user-season and its markers, unless it is already loaded:
+// then it returns 0 and touches nothing, so a load never overwrites a cache
+// entry that a review made newer (invariant 4).
+var loadScript = goredis.NewScript(loadedCheck + `
+local c, d = KEYS[1], KEYS[2]
+if loaded(c, d) then return 0 end
+redis.call('DEL', c, d)
+local h, z = {'', '1'}, {'+inf', ''}
+for i = 2, #ARGV, 3 do
+  h[#h + 1] = ARGV[i]
+  h[#h + 1] = ARGV[i + 1]
+  z[#z + 1] = ARGV[i + 2]
+  z[#z + 1] = ARGV[i]
+  if #h >= 1000 then
+    redis.call('HSET', c, unpack(h))
+    redis.call('ZADD', d, unpack(z))
+    h, z = {}, {}
+  end
+end
+if #h > 0 then
+  redis.call('HSET', c, unpack(h))
+  redis.call('ZADD', d, unpack(z))
+end
+redis.call('PEXPIRE', c, ARGV[1])
+redis.call('PEXPIRE', d, ARGV[1])
+return 1
+`)
+
+// swapScript: KEYS card hash, due set, recent review ids; ARGV question,
+// expected current value ("" for absent), new value, new due, ttl ms, review
+// id, stored review, review-id ttl ms. The compare-and-set of a review:
+// returns -1 when not loaded, 0 when the card changed since it was read, 1 when stored.
+var swapScript = goredis.NewScript(loadedCheck + `
+local c, d, r = KEYS[1], KEYS[2], KEYS[3]
+if not loaded(c, d) then return -1 end
+local cur = redis.call('HGET', c, ARGV[1])
+if (cur or '') ~= ARGV[2] then return 0 end
+redis.call('HSET', c, ARGV[1], ARGV[3])
+redis.call('ZADD', d, ARGV[4], ARGV[1])
+redis.call('PEXPIRE', c, ARGV[5])
+redis.call('PEXPIRE', d, ARGV[5])
+if ARGV[6] ~= '' then
+  redis.call('HSET', r, ARGV[6], ARGV[7])
+  redis.call('PEXPIRE', r, ARGV[8])
+end
+return 1
+`)
+
+// allScripts are loaded on every connection's server at start.
+var allScripts = []*goredis.Script{dueScript, readScript, loadScript, swapScript}
