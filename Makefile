@@ -1,0 +1,39 @@
+# srsproxy — run `make help` for the targets.
+GO        ?= go
+BIN       := bin/srsproxy
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.Version=$(VERSION)
+TESTFLAGS ?= -count=1 -timeout 9m
+
+.DEFAULT_GOAL := help
+.PHONY: help build run test test-race lint bench fmt clean
+
+help: ## show the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+build: ## build bin/srsproxy
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/srsproxy
+
+run: build ## build and start the sidecar on 127.0.0.1:6380 against the local Redis and MariaDB
+	./$(BIN) $(ARGS)
+
+test: build ## run every test (unit, integration, real clients, crash tests)
+	$(GO) vet ./...
+	SRSPROXY_BIN=$(CURDIR)/$(BIN) $(GO) test $(TESTFLAGS) ./...
+
+test-race: build ## run the tests with the race detector
+	SRSPROXY_BIN=$(CURDIR)/$(BIN) $(GO) test -race $(TESTFLAGS) ./...
+
+lint: ## go vet, gofmt and golangci-lint (when installed)
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+	@if command -v golangci-lint >/dev/null; then golangci-lint run ./...; else echo "golangci-lint not installed; skipped"; fi
+
+bench: build ## micro-benchmarks of the hot functions
+	$(GO) test -run '^$$' -bench . -benchmem ./fsrs/ ./writebehind/ ./backend/...
+
+fmt: ## gofmt the tree
+	gofmt -w $$(git ls-files '*.go')
+
+clean: ## remove build output and the default queue directory
+	rm -rf bin data
