@@ -1,0 +1,94 @@
+package writebehind
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+)
+
+// FsyncMode says when an appended entry counts as durable.
+type FsyncMode int
+
+const (
+	// FsyncAlways (the default) makes Wait return only after an fsync that
+	// covers the entry. Concurrent appends share one fsync (group commit).
+	FsyncAlways FsyncMode = iota
+	// FsyncInterval fsyncs every Config.FsyncInterval and lets Wait return at
+	// once. A power loss or kernel crash can lose the reviews acknowledged
+	// in the last interval; a killed process loses nothing, because its
+	// writes are already in the page cache.
+	FsyncInterval
+)
+
+// Config configures a Queue. The zero value of every field but Dir means its default.
+type Config struct {
+	Dir            string        // queue directory, created if missing; required
+	Fsync          FsyncMode     // default FsyncAlways
+	FsyncInterval  time.Duration // fsync period under FsyncInterval; default 100ms
+	MaxBytes       int64         // cap on undrained bytes; at the cap Append returns srs.ErrQueueFull; default 1 GiB
+	BatchSize      int           // max reviews per drain transaction; default 500
+	BatchWait      time.Duration // max wait to fill a batch; default 20ms
+	RetryMin       time.Duration // shortest backoff after a store error; default 50ms
+	RetryMax       time.Duration // longest backoff after a store error; default 10s
+	DeadLetterPath string        // JSON lines of rejected reviews; default Dir/deadletter.jsonl
+	Logger         *slog.Logger  // default discards
+	Meter          metric.Meter  // default noop
+	Now            func() time.Time
+
+	segmentSize int64 // bytes after which the log starts a new segment file; default 64 MiB
+}
+
+// Validate reports every invalid field, each error naming it.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Dir == "" {
+		errs = append(errs, errors.New("writebehind: Config.Dir is required"))
+	}
+	if c.Fsync != FsyncAlways && c.Fsync != FsyncInterval {
+		errs = append(errs, fmt.Errorf("writebehind: Config.Fsync: unknown mode %d", c.Fsync))
+	}
+	for _, f := range []struct {
+		name  string
+		value int64
+	}{
+		{"FsyncInterval", int64(c.FsyncInterval)},
+		{"MaxBytes", c.MaxBytes},
+		{"BatchSize", int64(c.BatchSize)},
+		{"BatchWait", int64(c.BatchWait)},
+		{"RetryMin", int64(c.RetryMin)},
+		{"RetryMax", int64(c.RetryMax)},
+	} {
+		if f.value < 0 {
+			errs = append(errs, fmt.Errorf("writebehind: Config.%s must not be negative", f.name))
+		}
+	}
+	if d := c.withDefaults(); d.RetryMin > d.RetryMax {
+		errs = append(errs, fmt.Errorf("writebehind: Config.RetryMin (%v) exceeds Config.RetryMax (%v)", d.RetryMin, d.RetryMax))
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) withDefaults() Config {
+	c.FsyncInterval = cmp.Or(c.FsyncInterval, 100*time.Millisecond)
+	c.MaxBytes = cmp.Or(c.MaxBytes, 1<<30)
+	c.BatchSize = cmp.Or(c.BatchSize, 500)
+	c.BatchWait = cmp.Or(c.BatchWait, 20*time.Millisecond)
+	c.RetryMin = cmp.Or(c.RetryMin, 50*time.Millisecond)
+	c.RetryMax = cmp.Or(c.RetryMax, 10*time.Second)
+	c.DeadLetterPath = cmp.Or(c.DeadLetterPath, filepath.Join(c.Dir, "deadletter.jsonl"))
+	c.Logger = cmp.Or(c.Logger, slog.New(slog.DiscardHandler))
+	if c.Meter == nil {
+		c.Meter = noop.Meter{}
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	c.segmentSize = cmp.Or(c.segmentSize, 64<<20)
+	return c
+}
