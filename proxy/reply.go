@@ -1,0 +1,200 @@
+package proxy
+
+import (
+	"math"
+	"strconv"
+
+	"github.com/tidwall/redcon"
+)
+
+// Reply writes one reply in the connection's protocol (RESP2 or RESP3). A
+// handler must write exactly one value: a scalar, or an Array/Map header
+// followed by its elements. A handler that writes none, more than one, or an
+// unfinished aggregate has its output replaced by "ERR internal error" and
+// logged, so the stream never goes out of step with the client.
+//
+// RESP2 values are encoded with redcon's Append functions; the RESP3 types
+// redcon lacks (null, double, boolean, map, verbatim) are written raw.
+type Reply struct {
+	b     []byte // replies not yet flushed
+	proto int
+	user  string
+	c     *conn
+
+	tops int // top-level values begun by the current handler
+	open int // elements the open aggregates still expect
+}
+
+// Proto returns 2 or 3, the protocol the client chose with HELLO.
+func (w *Reply) Proto() int { return w.proto }
+
+// User returns the name of the authenticated user ("default" without auth).
+func (w *Reply) User() string { return w.user }
+
+// BeforeFlush registers wait as a durability barrier of the connection. Before
+// any reply of the current batch reaches the socket, every registered wait is
+// called; if one returns an error the connection is closed without sending the
+// buffered replies, so no client sees an acknowledgement that was not made
+// durable.
+func (w *Reply) BeforeFlush(wait func() error) { w.c.barriers = append(w.c.barriers, wait) }
+
+// Error writes an error. msg must start with an upper-case prefix word such
+// as "ERR bad LIMIT"; without one "ERR " is added. Newlines become spaces.
+func (w *Reply) Error(msg string) {
+	w.value(0)
+	if !hasErrorPrefix(msg) {
+		msg = "ERR " + msg
+	}
+	w.b = redcon.AppendError(w.b, msg)
+}
+
+// hasErrorPrefix reports whether msg starts with a word of capitals, digits
+// and underscores, such as "ERR" or "SEASONARCHIVED".
+func hasErrorPrefix(msg string) bool {
+	i := 0
+	for i < len(msg) && ('A' <= msg[i] && msg[i] <= 'Z' || i > 0 && (msg[i] == '_' || '0' <= msg[i] && msg[i] <= '9')) {
+		i++
+	}
+	return i > 0 && (i == len(msg) || msg[i] == ' ')
+}
+
+// Simple writes a simple string such as OK. Newlines become spaces.
+func (w *Reply) Simple(s string) {
+	w.value(0)
+	w.b = redcon.AppendString(w.b, s)
+}
+
+// Int writes an integer.
+func (w *Reply) Int(n int64) {
+	w.value(0)
+	w.b = redcon.AppendInt(w.b, n)
+}
+
+// Bulk writes a binary-safe string.
+func (w *Reply) Bulk(b []byte) {
+	w.value(0)
+	w.b = redcon.AppendBulk(w.b, b)
+}
+
+// String writes a binary-safe string.
+func (w *Reply) String(s string) {
+	w.value(0)
+	w.b = redcon.AppendBulkString(w.b, s)
+}
+
+// Null writes a null: "_" in RESP3, the null bulk string "$-1" in RESP2.
+func (w *Reply) Null() {
+	w.value(0)
+	if w.proto == 3 {
+		w.b = append(w.b, '_', '\r', '\n')
+		return
+	}
+	w.b = redcon.AppendNull(w.b)
+}
+
+// Double writes a float as its shortest round-trip text ("inf", "-inf" and
+// "nan" for the special values): a RESP3 double, or in RESP2 a bulk string
+// of the same text.
+func (w *Reply) Double(f float64) {
+	w.value(0)
+	var tmp [32]byte
+	var text []byte
+	switch {
+	case math.IsInf(f, 1):
+		text = append(tmp[:0], "inf"...)
+	case math.IsInf(f, -1):
+		text = append(tmp[:0], "-inf"...)
+	case math.IsNaN(f):
+		text = append(tmp[:0], "nan"...)
+	default:
+		text = strconv.AppendFloat(tmp[:0], f, 'g', -1, 64)
+	}
+	if w.proto == 3 {
+		w.b = append(w.b, ',')
+		w.b = append(w.b, text...)
+		w.b = append(w.b, '\r', '\n')
+		return
+	}
+	w.b = redcon.AppendBulk(w.b, text)
+}
+
+// Bool writes a RESP3 boolean (#t or #f), in RESP2 the integer 1 or 0.
+func (w *Reply) Bool(b bool) {
+	w.value(0)
+	switch {
+	case w.proto == 3 && b:
+		w.b = append(w.b, "#t\r\n"...)
+	case w.proto == 3:
+		w.b = append(w.b, "#f\r\n"...)
+	case b:
+		w.b = append(w.b, ":1\r\n"...)
+	default:
+		w.b = append(w.b, ":0\r\n"...)
+	}
+}
+
+// Array writes the header of an array of n elements, which must follow.
+func (w *Reply) Array(n int) {
+	w.value(n)
+	w.b = redcon.AppendArray(w.b, n)
+}
+
+// Map writes the header of a map of n field/value pairs, which must follow:
+// a RESP3 map, in RESP2 a flat array of 2n elements.
+func (w *Reply) Map(n int) {
+	w.value(2 * n)
+	if w.proto == 3 {
+		w.b = append(w.b, '%')
+		w.b = strconv.AppendInt(w.b, int64(n), 10)
+		w.b = append(w.b, '\r', '\n')
+		return
+	}
+	w.b = redcon.AppendArray(w.b, 2*n)
+}
+
+// verbatim writes text as a RESP3 verbatim string of format txt, as Redis
+// does for INFO and CLIENT INFO; a bulk string in RESP2.
+func (w *Reply) verbatim(text string) {
+	w.value(0)
+	if w.proto == 3 {
+		w.b = append(w.b, '=')
+		w.b = strconv.AppendInt(w.b, int64(len(text)+4), 10)
+		w.b = append(w.b, "\r\ntxt:"...)
+		w.b = append(w.b, text...)
+		w.b = append(w.b, '\r', '\n')
+		return
+	}
+	w.b = redcon.AppendBulkString(w.b, text)
+}
+
+// value counts one value written; n is the number of elements it opens.
+func (w *Reply) value(n int) {
+	if w.open > 0 {
+		w.open--
+	} else {
+		w.tops++
+	}
+	w.open += n
+}
+
+// replyState is the accounting of one handler's reply.
+type replyState struct{ tops, open int }
+
+// begin starts the reply of a handler, returning the enclosing state (set when
+// a handler runs inside another, as queued commands inside EXEC do).
+func (w *Reply) begin() replyState {
+	s := replyState{w.tops, w.open}
+	w.tops, w.open = 0, 0
+	return s
+}
+
+// complete reports whether the handler wrote exactly one whole value.
+func (w *Reply) complete() bool { return w.tops == 1 && w.open == 0 }
+
+// end restores the enclosing state and counts the finished reply in it.
+func (w *Reply) end(outer replyState) {
+	w.tops, w.open = outer.tops, outer.open
+	if w.tops > 0 {
+		w.value(0)
+	}
+}

@@ -1,0 +1,519 @@
+// Package proxy is the RESP connection layer of srsproxy: it accepts Redis
+// clients (RESP2 and RESP3), answers the handshake every client library sends
+// (HELLO, AUTH, CLIENT SETINFO, SELECT 0, INFO, COMMAND DOCS, …) the way Redis
+// does, authenticates users, queues MULTI transactions and dispatches
+// commands to the handlers registered in a Mux.
+//
+// Each connection has one goroutine. It parses every complete command it has
+// read and runs them in order; when no complete command is left (or more than
+// 1 MiB of replies is buffered) it calls the durability barriers the handlers
+// registered with Reply.BeforeFlush and only then writes the replies. A
+// failed barrier closes the connection with the replies unsent.
+//
+// Requests are parsed here rather than by redcon's Reader, which has no size
+// limits and crashes or spins on some inputs (see reader.go); redcon encodes
+// the RESP2 replies. A command over MaxArgs, MaxBulk or max(64 MiB, 2×MaxBulk)
+// in total is drained without being buffered and answered with an ERR naming
+// the limit; the connection stays usable. Malformed RESP (a bad length, a
+// missing CRLF, a count beyond Redis's own limits of 1M arguments or 512 MiB)
+// cannot be resynchronised: as in Redis the client gets "-ERR Protocol error:
+// …" after the replies to the commands before it, and the connection is
+// closed.
+package proxy
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// flushAt is the size of buffered replies above which they are flushed
+// before the batch ends, so that a long pipeline does not buffer unboundedly.
+const flushAt = 1 << 20
+
+// Server serves RESP clients. Create it with NewServer.
+type Server struct {
+	cfg     Config
+	mux     *Mux
+	log     *slog.Logger
+	users   map[string]account // nil: auth is off, everyone is admin
+	decoy   account            // compared against for unknown users
+	now     func() time.Time
+	started time.Time
+	lastID  atomic.Int64
+	closing atomic.Bool
+
+	ready     chan struct{} // closed once a listener is known or never will be
+	readyOnce sync.Once
+
+	mu    sync.Mutex
+	ln    net.Listener
+	conns map[*conn]struct{}
+	wg    sync.WaitGroup
+}
+
+// account is a user with a hashed password; hashes are compared so that the
+// comparison takes the same time whatever the passwords' lengths.
+type account struct {
+	name string
+	role Role
+	hash [sha256.Size]byte
+}
+
+// NewServer validates cfg, applies defaults and returns a server for the
+// commands of mux (the built-ins alone if mux is nil). mux must not be changed
+// afterwards. It returns the error of cfg.Validate.
+func NewServer(cfg Config, mux *Mux) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if mux == nil {
+		mux = NewMux()
+	}
+	mux.freeze()
+	cfg = cfg.withDefaults()
+	s := &Server{
+		cfg:   cfg,
+		mux:   mux,
+		log:   cfg.Logger,
+		now:   time.Now,
+		ready: make(chan struct{}),
+		conns: make(map[*conn]struct{}),
+		decoy: account{hash: sha256.Sum256([]byte("decoy"))},
+	}
+	s.started = s.now()
+	if cfg.RequirePass != "" || len(cfg.Users) > 0 {
+		s.users = make(map[string]account)
+		for name, u := range cfg.Users {
+			s.users[name] = account{name: name, role: u.Role, hash: sha256.Sum256([]byte(u.Password))}
+		}
+		if cfg.RequirePass != "" {
+			s.users["default"] = account{name: "default", role: RoleAdmin, hash: sha256.Sum256([]byte(cfg.RequirePass))}
+		}
+	}
+	return s, nil
+}
+
+// ListenAndServe listens on Config.Addr and serves until Shutdown, after
+// which it returns nil. It returns the listen or accept error otherwise.
+func (s *Server) ListenAndServe() error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		s.readyOnce.Do(func() { close(s.ready) })
+		return fmt.Errorf("listen %s: %w", s.cfg.Addr, err)
+	}
+	return s.Serve(ln)
+}
+
+// Serve accepts connections on ln until Shutdown, after which it returns nil.
+// It takes ownership of ln. It may be called once.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.ln != nil {
+		s.mu.Unlock()
+		ln.Close()
+		return errors.New("proxy: Serve called twice")
+	}
+	s.ln = ln
+	s.mu.Unlock()
+	s.readyOnce.Do(func() { close(s.ready) })
+	if s.closing.Load() {
+		ln.Close()
+		return nil
+	}
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		switch {
+		case err == nil:
+			backoff = 0
+			s.start(nc)
+		case s.closing.Load():
+			return nil
+		case errors.Is(err, net.ErrClosed):
+			return fmt.Errorf("accept: %w", err)
+		default: // such as too many open files: wait for connections to close
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Error("accept", "err", err, "retry_in", backoff)
+			time.Sleep(backoff)
+		}
+	}
+}
+
+// Addr returns the address the server listens on. It waits until Serve has
+// its listener, and returns nil if ListenAndServe failed to listen or the
+// server was shut down first.
+func (s *Server) Addr() net.Addr {
+	<-s.ready
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Clients returns the number of open client connections.
+func (s *Server) Clients() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// Shutdown stops accepting connections, lets every connection finish the
+// commands it has read and flush their replies, then closes it; idle
+// connections are closed at once. If ctx ends first, the remaining
+// connections are closed, their contexts cancelled, and ctx.Err() returned.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing.Store(true)
+	ln := s.ln
+	for c := range s.conns {
+		c.nc.SetReadDeadline(time.Unix(1, 0)) // wakes a connection waiting for a command
+	}
+	s.mu.Unlock()
+	s.readyOnce.Do(func() { close(s.ready) })
+	if ln != nil {
+		ln.Close()
+	}
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		for c := range s.conns {
+			c.nc.Close()
+			c.cancel()
+		}
+		s.mu.Unlock()
+		return ctx.Err()
+	}
+}
+
+// start registers and serves a new connection.
+func (s *Server) start(nc net.Conn) {
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &conn{
+		s:       s,
+		nc:      nc,
+		id:      s.lastID.Add(1),
+		ctx:     ctx,
+		cancel:  cancel,
+		rd:      newReader(nc, s.cfg.MaxArgs, s.cfg.MaxBulk),
+		created: s.now(),
+	}
+	c.reply = Reply{proto: 2, user: "default", c: c}
+	c.active.Store(c.created.UnixNano())
+	if s.users == nil {
+		c.authed, c.role = true, RoleAdmin
+	}
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
+		nc.Close()
+		cancel()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go c.serve()
+}
+
+// conn is one client connection. Its fields are used by its own goroutine
+// only, except those under mu, which CLIENT LIST of other connections reads.
+type conn struct {
+	s       *Server
+	nc      net.Conn
+	id      int64
+	ctx     context.Context
+	cancel  context.CancelFunc
+	rd      *reader
+	reply   Reply
+	created time.Time
+	active  atomic.Int64 // unix nanoseconds of the last command batch
+
+	scratch  [maxName]byte
+	barriers []func() error
+	authed   bool
+	role     Role
+	tx       *transaction // inside MULTI
+	quit     bool         // close once the replies are flushed
+
+	mu      sync.Mutex // guards writes of the fields below and of reply.proto, reply.user
+	name    string
+	libName string
+	libVer  string
+}
+
+// transaction is a MULTI in progress.
+type transaction struct {
+	queued []queued
+	failed bool // a command was refused while queueing: EXEC aborts
+}
+
+type queued struct {
+	e    *entry
+	args [][]byte
+}
+
+func (c *conn) serve() {
+	defer c.close()
+	for {
+		req, ok, err := c.rd.next()
+		switch {
+		case err != nil:
+			c.reply.begin()
+			c.reply.Error("ERR " + err.Error())
+			c.flush()
+			c.s.log.Debug("closing connection on protocol error", "client", c.id, "err", err)
+			return
+		case ok:
+			c.handle(req)
+			if c.quit {
+				c.flush()
+				return
+			}
+			if len(c.reply.b) >= flushAt && !c.flush() {
+				return
+			}
+		default: // the batch is done
+			if !c.flush() || c.s.closing.Load() {
+				return
+			}
+			if err := c.rd.fill(); err != nil {
+				if !errors.Is(err, io.EOF) && !c.s.closing.Load() {
+					c.s.log.Debug("read", "client", c.id, "err", err)
+				}
+				return
+			}
+			c.active.Store(c.s.now().UnixNano())
+		}
+	}
+}
+
+func (c *conn) close() {
+	c.s.mu.Lock()
+	delete(c.s.conns, c)
+	c.s.mu.Unlock()
+	c.nc.Close()
+	c.cancel()
+	c.s.wg.Done()
+}
+
+// flush runs the durability barriers, then writes the buffered replies. It
+// returns false when the connection must close; after a failed barrier the
+// replies are dropped unsent.
+func (c *conn) flush() bool {
+	ok := true
+	for i, wait := range c.barriers {
+		if err := runBarrier(wait); err != nil {
+			c.s.log.Error("durability barrier failed: closing connection without replying", "client", c.id, "err", err)
+			ok = false
+		}
+		c.barriers[i] = nil
+	}
+	c.barriers = c.barriers[:0]
+	if !ok {
+		return false
+	}
+	if len(c.reply.b) == 0 {
+		return true
+	}
+	_, err := c.nc.Write(c.reply.b)
+	if cap(c.reply.b) > flushAt {
+		c.reply.b = nil
+	} else {
+		c.reply.b = c.reply.b[:0]
+	}
+	return err == nil
+}
+
+func runBarrier(wait func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("barrier panic: %v", r)
+		}
+	}()
+	return wait()
+}
+
+// handle checks a request the way Redis does, in the same order (unknown
+// command, arity, auth, permission), then queues or runs it.
+func (c *conn) handle(req request) {
+	w := &c.reply
+	w.begin()
+	if req.refused != "" {
+		c.refuse(req.refused)
+		return
+	}
+	e := c.s.mux.lookup(req.args[0], &c.scratch)
+	switch {
+	case e == nil:
+		c.refuse(unknownCommand(req.args))
+	case e.Arity > 0 && len(req.args) != e.Arity || e.Arity < 0 && len(req.args) < -e.Arity:
+		c.refuse("ERR wrong number of arguments for '" + e.lower + "' command")
+	case !c.authed && !e.noAuth:
+		c.refuse("NOAUTH Authentication required.")
+	case c.role < e.Role:
+		c.refuse("NOPERM User " + w.user + " has no permissions to run the '" + e.lower + "' command")
+	case c.tx != nil && !e.inTx:
+		c.enqueue(e, req.args)
+	default:
+		c.call(e, req.args)
+	}
+}
+
+// refuse answers an error; inside MULTI it also dooms the transaction.
+func (c *conn) refuse(msg string) {
+	if c.tx != nil {
+		c.tx.failed = true
+	}
+	c.reply.Error(msg)
+}
+
+// unknownCommand is Redis's error for an unknown command, quoting the
+// arguments up to about 128 bytes.
+func unknownCommand(args [][]byte) string {
+	var b strings.Builder
+	b.WriteString("ERR unknown command '")
+	b.Write(args[0][:min(len(args[0]), 128)])
+	b.WriteString("', with args beginning with: ")
+	n := 0
+	for _, a := range args[1:] {
+		if n >= 128 {
+			break
+		}
+		a = a[:min(len(a), 128-n)]
+		n += len(a) + 3
+		b.WriteByte('\'')
+		b.Write(a)
+		b.WriteString("' ")
+	}
+	return b.String()
+}
+
+func (c *conn) enqueue(e *entry, args [][]byte) {
+	if len(c.tx.queued) >= c.s.cfg.MaxMultiQueued {
+		c.refuse(fmt.Sprintf("ERR transaction has more than MaxMultiQueued %d commands; EXEC will abort", c.s.cfg.MaxMultiQueued))
+		return
+	}
+	size := 0
+	for _, a := range args {
+		size += len(a)
+	}
+	own := make([][]byte, len(args))
+	buf := make([]byte, 0, size)
+	for i, a := range args {
+		buf = append(buf, a...)
+		own[i] = buf[len(buf)-len(a) : len(buf) : len(buf)]
+	}
+	c.tx.queued = append(c.tx.queued, queued{e, own})
+	c.reply.Simple("QUEUED")
+}
+
+// call runs a handler. A panic, or a reply that is not exactly one value,
+// becomes "ERR internal error" and is logged with the command and its stack.
+func (c *conn) call(e *entry, args [][]byte) {
+	w := &c.reply
+	mark := len(w.b)
+	outer := w.begin()
+	defer func() {
+		if r := recover(); r != nil {
+			c.s.log.Error("command panicked", "cmd", e.Name, "client", c.id, "panic", r, "stack", string(debug.Stack()))
+			c.internalError(mark)
+		}
+		w.end(outer)
+	}()
+	e.Handler(c.ctx, w, args)
+	if !w.complete() {
+		c.s.log.Error("command wrote a malformed reply", "cmd", e.Name, "client", c.id, "values", w.tops, "missing", w.open)
+		c.internalError(mark)
+	}
+}
+
+// internalError replaces what a handler wrote after mark with an error.
+func (c *conn) internalError(mark int) {
+	w := &c.reply
+	w.b = w.b[:mark]
+	w.begin()
+	w.Error("ERR internal error")
+}
+
+// login checks a user's password in constant time and, if it matches, makes
+// the connection that user.
+func (c *conn) login(user string, pass []byte) bool {
+	s := c.s
+	if s.users == nil { // auth off: the default user takes any password
+		return user == "default"
+	}
+	acct, found := s.users[user]
+	want := acct.hash
+	if !found {
+		want = s.decoy.hash
+	}
+	got := sha256.Sum256(pass)
+	if subtle.ConstantTimeCompare(got[:], want[:]) != 1 || !found {
+		return false
+	}
+	c.authed, c.role = true, acct.role
+	c.mu.Lock()
+	c.reply.user = acct.name
+	c.mu.Unlock()
+	return true
+}
+
+// reset is RESET: leave MULTI, go back to RESP2, forget the name and, when
+// auth is on, the user.
+func (c *conn) reset() {
+	c.tx = nil
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reply.proto = 2
+	c.name = ""
+	if c.s.users != nil {
+		c.authed, c.role, c.reply.user = false, RoleApp, "default"
+	}
+}
+
+// info is the line of CLIENT INFO and CLIENT LIST. It has every field of
+// Redis 7.2, with zeros for the statistics it does not keep: redis-py's
+// client_info() fails on a missing one.
+func (c *conn) info(now time.Time) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return fmt.Sprintf("id=%d addr=%s laddr=%s name=%s age=%d idle=%d flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 "+
+		"qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 obl=0 oll=0 omem=0 tot-mem=0 events=r "+
+		"user=%s redir=-1 lib-name=%s lib-ver=%s resp=%d\n",
+		c.id, c.nc.RemoteAddr(), c.nc.LocalAddr(), c.name,
+		int64(now.Sub(c.created).Seconds()), int64(now.Sub(time.Unix(0, c.active.Load())).Seconds()),
+		c.reply.user, c.libName, c.libVer, c.reply.proto)
+}
+
+// clients returns the open connections by id.
+func (s *Server) clients() []*conn {
+	s.mu.Lock()
+	all := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		all = append(all, c)
+	}
+	s.mu.Unlock()
+	slices.SortFunc(all, func(a, b *conn) int { return int(a.id - b.id) })
+	return all
+}
