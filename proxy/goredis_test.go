@@ -139,10 +139,10 @@ func TestGoRedisAuth(t *testing.T) {
 		proto      int
 		want       string
 	}{
-		{"", "secret", 3, "default/3"},
-		{"", "secret", 2, "default/2"},
-		{"app", "app-pass", 3, "app/3"},
-		{"app", "app-pass", 2, "app/2"},
+		{"", "secret", 3, "default/3/admin"},
+		{"", "secret", 2, "default/2/admin"},
+		{"app", "app-pass", 3, "app/3/app"},
+		{"app", "app-pass", 2, "app/2/app"},
 	} {
 		t.Run(tc.want, func(t *testing.T) {
 			t.Parallel()

@@ -61,9 +61,9 @@ func testCommands(m *Mux) {
 		Handler: func(_ context.Context, w *Reply, args [][]byte) { w.Error(string(args[1])) }})
 	m.Handle(Command{Name: "TEST.ADMIN", Arity: 1, Role: RoleAdmin, Summary: "Admin only.",
 		Handler: func(_ context.Context, w *Reply, _ [][]byte) { w.Simple("OK") }})
-	m.Handle(Command{Name: "TEST.WHOAMI", Arity: 1, Summary: "Writes the user and protocol.",
+	m.Handle(Command{Name: "TEST.WHOAMI", Arity: 1, Summary: "Writes the user, protocol and role.",
 		Handler: func(_ context.Context, w *Reply, _ [][]byte) {
-			w.String(fmt.Sprintf("%s/%d", w.User(), w.Proto()))
+			w.String(fmt.Sprintf("%s/%d/%s", w.User(), w.Proto(), w.Role()))
 		}})
 	m.Handle(Command{Name: "TEST.PANIC", Arity: 1, Summary: "Panics after writing half a reply.",
 		Handler: func(_ context.Context, w *Reply, _ [][]byte) {

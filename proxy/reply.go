@@ -31,6 +31,10 @@ func (w *Reply) Proto() int { return w.proto }
 // User returns the name of the authenticated user ("default" without auth).
 func (w *Reply) User() string { return w.user }
 
+// Role returns the role of the authenticated user, for handlers whose
+// subcommands need more than the command's Role (RoleAdmin without auth).
+func (w *Reply) Role() Role { return w.c.role }
+
 // BeforeFlush registers wait as a durability barrier of the connection. Before
 // any reply of the current batch reaches the socket, every registered wait is
 // called; if one returns an error the connection is closed without sending the
