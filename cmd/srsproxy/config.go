@@ -1,0 +1,202 @@
+package main
+
+import (
+	"cmp"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// Config is the sidecar's whole configuration. The zero value of each field
+// means its default; every flag has an SRSPROXY_<NAME> environment variable.
+type Config struct {
+	Listen          string        // RESP listen address
+	Redis           []string      // upstream Redis addresses
+	RedisPassword   string        //
+	RedisPrefix     string        // key prefix in the upstream Redis
+	CacheTTL        time.Duration // sliding expiry of an idle user-season
+	MySQL           string        // MariaDB DSN; the database is created if missing
+	QueueDir        string        // durable local queue
+	QueueMaxBytes   int64         // undrained bytes before SRS.REVIEW is refused
+	Fsync           string        // always | interval
+	FsyncInterval   time.Duration //
+	AdminListen     string        // HTTP health and metrics; "off" disables
+	RequirePass     string        // password of the "default" admin user
+	Users           string        // users file: "name role password" per line
+	SidecarID       string        // recorded with each review; default host:port
+	LogFormat       string        // text | json
+	LogLevel        string        // debug | info | warn | error
+	ShutdownTimeout time.Duration // bound on the drain at shutdown
+}
+
+// withDefaults fills unset fields.
+func (c Config) withDefaults() Config {
+	c.Listen = cmp.Or(c.Listen, "127.0.0.1:6380")
+	if len(c.Redis) == 0 {
+		c.Redis = []string{"127.0.0.1:6379"}
+	}
+	c.RedisPrefix = cmp.Or(c.RedisPrefix, "srs")
+	c.CacheTTL = cmp.Or(c.CacheTTL, 24*time.Hour)
+	c.MySQL = cmp.Or(c.MySQL, "root@tcp(127.0.0.1:3306)/srs")
+	c.QueueDir = cmp.Or(c.QueueDir, "./data/queue")
+	c.QueueMaxBytes = cmp.Or(c.QueueMaxBytes, 1<<30)
+	c.Fsync = cmp.Or(c.Fsync, "always")
+	c.FsyncInterval = cmp.Or(c.FsyncInterval, 100*time.Millisecond)
+	c.AdminListen = cmp.Or(c.AdminListen, "127.0.0.1:9121")
+	c.LogFormat = cmp.Or(c.LogFormat, "text")
+	c.LogLevel = cmp.Or(c.LogLevel, "info")
+	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, 10*time.Second)
+	if c.SidecarID == "" {
+		host, _ := os.Hostname()
+		_, port, _ := net.SplitHostPort(c.Listen)
+		c.SidecarID = cmp.Or(host, "srsproxy") + ":" + port
+	}
+	return c
+}
+
+// Validate reports the first invalid setting, naming it.
+func (c Config) Validate() error {
+	var errs []error
+	check := func(ok bool, format string, a ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, a...))
+		}
+	}
+	_, _, err := net.SplitHostPort(c.Listen)
+	check(err == nil, "--listen %q: %v", c.Listen, err)
+	if c.AdminListen != "off" {
+		_, _, err = net.SplitHostPort(c.AdminListen)
+		check(err == nil, "--admin-listen %q: want host:port or off (%v)", c.AdminListen, err)
+	}
+	for _, a := range c.Redis {
+		_, _, err = net.SplitHostPort(a)
+		check(err == nil, "--redis %q: %v", a, err)
+	}
+	check(!strings.ContainsAny(c.RedisPrefix, "{}"), "--redis-prefix %q must not contain '{' or '}'", c.RedisPrefix)
+	_, err = mysql.ParseDSN(c.MySQL)
+	check(err == nil, "--mysql: %v", err)
+	check(c.QueueMaxBytes >= 1<<20, "--queue-max-bytes must be at least 1MiB, got %d", c.QueueMaxBytes)
+	check(c.Fsync == "always" || c.Fsync == "interval", "--fsync must be always or interval, got %q", c.Fsync)
+	check(c.FsyncInterval > 0 && c.FsyncInterval <= 10*time.Second, "--fsync-interval must be in (0, 10s], got %s", c.FsyncInterval)
+	check(c.CacheTTL >= time.Minute, "--cache-ttl must be at least 1m, got %s", c.CacheTTL)
+	check(c.LogFormat == "text" || c.LogFormat == "json", "--log-format must be text or json, got %q", c.LogFormat)
+	check(c.ShutdownTimeout > 0, "--shutdown-timeout must be positive")
+	var lvl levelFlag
+	check(lvl.Set(c.LogLevel) == nil, "--log-level must be debug, info, warn or error, got %q", c.LogLevel)
+	if c.Users != "" {
+		_, err := os.Stat(c.Users)
+		check(err == nil, "--users: %v", err)
+	}
+	return errors.Join(errs...)
+}
+
+// bytesFlag parses sizes such as 512MiB, 1GiB or a plain byte count.
+type bytesFlag struct{ p *int64 }
+
+func (b bytesFlag) String() string {
+	if b.p == nil {
+		return ""
+	}
+	return strconv.FormatInt(*b.p, 10)
+}
+
+func (b bytesFlag) Set(s string) error {
+	units := []struct {
+		suffix string
+		mul    int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}, {"", 1}}
+	for _, u := range units {
+		if num, ok := strings.CutSuffix(s, u.suffix); ok {
+			n, err := strconv.ParseInt(num, 10, 64)
+			if err != nil || n < 0 {
+				return fmt.Errorf("want a size like 512MiB or 1GiB, got %q", s)
+			}
+			*b.p = n * u.mul
+			return nil
+		}
+	}
+	return fmt.Errorf("want a size like 512MiB, got %q", s)
+}
+
+// listFlag parses a comma-separated list.
+type listFlag struct{ p *[]string }
+
+func (l listFlag) String() string {
+	if l.p == nil {
+		return ""
+	}
+	return strings.Join(*l.p, ",")
+}
+
+func (l listFlag) Set(s string) error {
+	*l.p = nil
+	for _, a := range strings.Split(s, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			*l.p = append(*l.p, a)
+		}
+	}
+	return nil
+}
+
+type levelFlag struct{ s string }
+
+func (l *levelFlag) Set(s string) error {
+	switch s {
+	case "debug", "info", "warn", "error":
+		l.s = s
+		return nil
+	}
+	return fmt.Errorf("unknown level %q", s)
+}
+
+// ParseConfig reads flags, with SRSPROXY_<NAME> environment variables as
+// defaults (flag names upper-cased, '-' → '_'). It fails naming the setting.
+func ParseConfig(args []string, getenv func(string) string) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("srsproxy", flag.ContinueOnError)
+	fs.StringVar(&c.Listen, "listen", "", "RESP listen address (default 127.0.0.1:6380)")
+	fs.Var(listFlag{&c.Redis}, "redis", "upstream Redis addresses, comma-separated; several = Redis Cluster (default 127.0.0.1:6379)")
+	fs.StringVar(&c.RedisPassword, "redis-password", "", "upstream Redis password")
+	fs.StringVar(&c.RedisPrefix, "redis-prefix", "", "key prefix in the upstream Redis (default srs)")
+	fs.DurationVar(&c.CacheTTL, "cache-ttl", 0, "sliding expiry of an idle user's cache entry (default 24h)")
+	fs.StringVar(&c.MySQL, "mysql", "", "MariaDB DSN (default root@tcp(127.0.0.1:3306)/srs)")
+	fs.StringVar(&c.QueueDir, "queue-dir", "", "durable local queue directory (default ./data/queue)")
+	fs.Var(bytesFlag{&c.QueueMaxBytes}, "queue-max-bytes", "undrained queue bytes before reviews are refused (default 1GiB)")
+	fs.StringVar(&c.Fsync, "fsync", "", "always (ack after fsync, default) or interval (ack before fsync; up to --fsync-interval of acks can be lost on power loss)")
+	fs.DurationVar(&c.FsyncInterval, "fsync-interval", 0, "fsync period with --fsync interval (default 100ms)")
+	fs.StringVar(&c.AdminListen, "admin-listen", "", "HTTP address for /healthz, /readyz, /metrics, or off (default 127.0.0.1:9121)")
+	fs.StringVar(&c.RequirePass, "requirepass", "", "password of the default (admin) user")
+	fs.StringVar(&c.Users, "users", "", "users file: one 'name role password' per line, role app or admin")
+	fs.StringVar(&c.SidecarID, "sidecar-id", "", "id recorded with each review (default hostname:port)")
+	fs.StringVar(&c.LogFormat, "log-format", "", "text or json (default text)")
+	fs.StringVar(&c.LogLevel, "log-level", "", "debug, info, warn or error (default info)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 0, "how long shutdown drains the queue before leaving the rest on disk (default 10s)")
+
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		env := "SRSPROXY_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(env); v != "" {
+			if err := fs.Set(f.Name, v); err != nil && envErr == nil {
+				envErr = fmt.Errorf("%s: %w", env, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return c, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	c = c.withDefaults()
+	return c, c.Validate()
+}

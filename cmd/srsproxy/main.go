@@ -1,0 +1,219 @@
+// Command srsproxy is the SRS sidecar: a RESP server in front of an upstream
+// Redis and MariaDB that schedules reviews with FSRS-6. `srsproxy audit`
+// checks a store against a list of acknowledged reviews.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/srsproxy/srsproxy/backend/mariadb"
+	rcache "github.com/srsproxy/srsproxy/backend/redis"
+	"github.com/srsproxy/srsproxy/commands"
+	"github.com/srsproxy/srsproxy/engine"
+	"github.com/srsproxy/srsproxy/proxy"
+	"github.com/srsproxy/srsproxy/srs"
+	"github.com/srsproxy/srsproxy/writebehind"
+)
+
+// Version is set at build time with -ldflags "-X main.Version=…".
+var Version = "0.1.0-dev"
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "audit" {
+		os.Exit(runAudit(os.Args[2:]))
+	}
+	m := &Main{}
+	if err := m.ParseFlags(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "srsproxy:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := m.Run(ctx); err != nil {
+		m.Log.Error("start failed", "err", err)
+		m.Close()
+		os.Exit(1)
+	}
+	<-ctx.Done()
+	m.Log.Info("shutting down")
+	if err := m.Close(); err != nil {
+		m.Log.Error("shutdown", "err", err)
+		os.Exit(1)
+	}
+}
+
+// Main is the wired sidecar: ParseFlags, Run, then Close.
+type Main struct {
+	Config Config
+	Log    *slog.Logger
+
+	store  *mariadb.Store
+	queue  *writebehind.Queue
+	cache  *rcache.Cache
+	engine *engine.Engine
+	server *proxy.Server
+	admin  *http.Server
+	done   chan error
+}
+
+// ParseFlags reads the configuration from args and the environment.
+func (m *Main) ParseFlags(args []string) error {
+	cfg, err := ParseConfig(args, os.Getenv)
+	if err != nil {
+		return err
+	}
+	m.Config = cfg
+	return nil
+}
+
+func newLogger(c Config) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.LogLevel))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// journal adapts the write-behind queue to the engine.
+type journal struct{ q *writebehind.Queue }
+
+func (j journal) Append(r srs.Review) (func(context.Context) error, error) {
+	t, err := j.q.Append(r)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) error { return j.q.Wait(ctx, t) }, nil
+}
+
+func (j journal) Pending(season, player string) []srs.Review { return j.q.Pending(season, player) }
+
+func (j journal) PendingReview(season, id string) (srs.Review, bool) {
+	return j.q.PendingReview(season, id)
+}
+
+// Run opens the store, the queue and the cache, then starts serving. It
+// returns once the listeners are up; Close shuts everything down in order.
+func (m *Main) Run(ctx context.Context) (err error) {
+	c := m.Config.withDefaults()
+	if m.Log == nil {
+		m.Log = newLogger(c)
+	}
+	if m.store, err = mariadb.Open(ctx, c.MySQL, m.Log); err != nil {
+		return fmt.Errorf("mysql: %w", err)
+	}
+	fsync := writebehind.FsyncAlways
+	if c.Fsync == "interval" {
+		fsync = writebehind.FsyncInterval
+	}
+	m.queue, err = writebehind.Open(writebehind.Config{
+		Dir: c.QueueDir, Fsync: fsync, FsyncInterval: c.FsyncInterval, MaxBytes: c.QueueMaxBytes, Logger: m.Log,
+	})
+	if err != nil {
+		return fmt.Errorf("queue: %w", err)
+	}
+	m.queue.Start(context.WithoutCancel(ctx), m.store)
+	if m.cache, err = rcache.New(rcache.Options{Addrs: c.Redis, Password: c.RedisPassword, Prefix: c.RedisPrefix, TTL: c.CacheTTL}); err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
+	if err := m.cache.LoadScripts(ctx); err != nil {
+		m.Log.Warn("upstream redis not reachable at start; scripts load on first use", "err", err)
+	}
+	m.engine = engine.New(m.cache, m.store, journal{m.queue}, engine.Config{Sidecar: c.SidecarID, Logger: m.Log})
+
+	pcfg := proxy.Config{Addr: c.Listen, RequirePass: c.RequirePass, Version: Version, Logger: m.Log}
+	if c.Users != "" {
+		if pcfg.Users, err = proxy.LoadUsers(c.Users); err != nil {
+			return fmt.Errorf("--users: %w", err)
+		}
+	}
+	mux := proxy.NewMux()
+	commands.Register(mux, m.engine, m.Log)
+	if m.server, err = proxy.NewServer(pcfg, mux); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return fmt.Errorf("--listen: %w", err)
+	}
+	m.done = make(chan error, 1)
+	go func() { m.done <- m.server.Serve(ln) }()
+	if c.AdminListen != "off" {
+		if err := m.startAdmin(c.AdminListen); err != nil {
+			return err
+		}
+	}
+	m.Log.Info("srsproxy serving", "listen", ln.Addr().String(), "redis", c.Redis, "queue", c.QueueDir,
+		"fsync", c.Fsync, "sidecar", c.SidecarID, "version", Version)
+	return nil
+}
+
+// Addr is the RESP listen address (useful with port 0).
+func (m *Main) Addr() string { return m.server.Addr().String() }
+
+func (m *Main) startAdmin(addr string) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		defer cancel()
+		if err := m.store.Ping(ctx); err != nil {
+			http.Error(w, "mysql: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		if err := m.cache.Ping(ctx); err != nil {
+			http.Error(w, "redis: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--admin-listen: %w", err)
+	}
+	m.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go m.admin.Serve(ln)
+	return nil
+}
+
+// Close shuts down in order: stop accepting and finish in-flight commands,
+// drain the queue for at most ShutdownTimeout (the rest stays on disk for the
+// next start), then close the cache and the store.
+func (m *Main) Close() error {
+	timeout := m.Config.withDefaults().ShutdownTimeout
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var errs []error
+	if m.admin != nil {
+		errs = append(errs, m.admin.Shutdown(ctx))
+	}
+	if m.server != nil {
+		errs = append(errs, m.server.Shutdown(ctx))
+		if err := <-m.done; err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if m.queue != nil {
+		if err := m.queue.Flush(ctx); err != nil {
+			m.Log.Warn("queue not fully drained at shutdown; the rest is kept on disk", "err", err, "pending", m.queue.Stats().Depth)
+		}
+		errs = append(errs, m.queue.Close())
+	}
+	if m.cache != nil {
+		errs = append(errs, m.cache.Close())
+	}
+	if m.store != nil {
+		errs = append(errs, m.store.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,61 @@
+package commands
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/srsproxy/srsproxy/engine"
+	"github.com/srsproxy/srsproxy/srs"
+)
+
+// errorPrefix pairs a domain error with the RESP error prefix a client sees.
+type errorPrefix struct {
+	err    error
+	prefix string
+}
+
+// errorPrefixes is the one registry of domain errors and their prefixes.
+// "ERR" is reserved for argument errors; anything not listed here is an
+// internal error: the client gets "ERR internal error", the log the details.
+var errorPrefixes = mustUniquePrefixes([]errorPrefix{
+	{srs.ErrUnknownSeason, "NOSEASON"},
+	{srs.ErrSeasonInactive, "SEASONINACTIVE"},
+	{srs.ErrSeasonExists, "SEASONEXISTS"},
+	{srs.ErrInvalidSeasonName, "BADSEASON"},
+	{srs.ErrReviewTooOld, "STALEREVIEW"},
+	{srs.ErrReviewInFuture, "FUTUREREVIEW"},
+	{srs.ErrQueueFull, "QUEUEFULL"},
+	{srs.ErrCacheUnavailable, "CACHEDOWN"},
+	{engine.ErrContention, "TRYAGAIN"},
+})
+
+func mustUniquePrefixes(list []errorPrefix) []errorPrefix {
+	seen := map[string]bool{"ERR": true, "SEASONARCHIVED": true}
+	for _, p := range list {
+		if seen[p.prefix] {
+			panic("commands: duplicate error prefix " + p.prefix)
+		}
+		seen[p.prefix] = true
+	}
+	return list
+}
+
+// errorReply renders err for the client, logging internal errors in full.
+func errorReply(log *slog.Logger, cmd string, err error) string {
+	var arg *ArgError
+	if errors.As(err, &arg) {
+		return "ERR " + arg.Msg
+	}
+	var archived *srs.SeasonArchivedError
+	if errors.As(err, &archived) {
+		return "SEASONARCHIVED " + archived.Error()
+	}
+	for _, p := range errorPrefixes {
+		if errors.Is(err, p.err) {
+			return fmt.Sprintf("%s %s", p.prefix, err.Error())
+		}
+	}
+	log.Error("command failed", "cmd", cmd, "err", err)
+	return "ERR internal error"
+}

@@ -1,0 +1,315 @@
+package commands
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/srsproxy/srsproxy/engine"
+	"github.com/srsproxy/srsproxy/fsrs"
+	"github.com/srsproxy/srsproxy/srs"
+)
+
+const maxMS = 1<<53 - 1 // unix ms beyond any date we schedule; fits a double exactly
+
+// season reads and validates a season name (invariant 6: before any SQL).
+func (c *cursor) season() (string, error) {
+	s, err := c.next("season")
+	if err != nil {
+		return "", err
+	}
+	if !srs.ValidSeasonName(s) {
+		return "", argErr("invalid season name %q: must match ^SEASON-\\d{4}(-[A-Z0-9_]+)?$ and be at most %d bytes", clip(s), srs.MaxSeasonNameLen)
+	}
+	return s, nil
+}
+
+// ParseReview parses SRS.REVIEW player season question grade|CORRECT 0|1 MS n
+// [ATTEMPTS n] [AT ms] [ID review_id] [SUBJECT s] [TOPIC t] [STAGE st] [DURATION ms].
+func ParseReview(args [][]byte) (engine.ReviewRequest, error) {
+	c := newCursor(args)
+	var r engine.ReviewRequest
+	var err error
+	if r.Player, err = c.id("player"); err != nil {
+		return r, err
+	}
+	if r.Season, err = c.season(); err != nil {
+		return r, err
+	}
+	if r.Question, err = c.id("question"); err != nil {
+		return r, err
+	}
+	g, err := c.next("grade")
+	if err != nil {
+		return r, err
+	}
+	if strings.EqualFold(g, "CORRECT") {
+		if r.Grade, r.DurationMS, err = c.answer(); err != nil {
+			return r, err
+		}
+	} else {
+		n, err := strconv.Atoi(g)
+		if err != nil || !srs.Grade(n).Valid() {
+			return r, argErr("SRS.REVIEW: grade must be 1 (again), 2 (hard), 3 (good), 4 (easy) or CORRECT 0|1 MS n, got %q", clip(g))
+		}
+		r.Grade = srs.Grade(n)
+	}
+	for c.more() {
+		switch opt := c.keyword(); opt {
+		case "AT":
+			r.At, err = c.int("AT", 1, maxMS)
+		case "ID":
+			r.ID, err = c.id("ID")
+		case "SUBJECT":
+			r.Subject, err = c.optLabel("SUBJECT")
+		case "TOPIC":
+			r.Topic, err = c.optLabel("TOPIC")
+		case "STAGE":
+			r.Stage, err = c.optLabel("STAGE")
+		case "DURATION":
+			r.DurationMS, err = c.int("DURATION", 0, MaxDurationMS)
+		default:
+			err = c.unknownOption(opt)
+		}
+		if err != nil {
+			return r, err
+		}
+	}
+	return r, nil
+}
+
+// answer parses memora's "CORRECT 0|1 MS n [ATTEMPTS n]" into a grade.
+func (c *cursor) answer() (srs.Grade, int64, error) {
+	correct, err := c.int("CORRECT", 0, 1)
+	if err != nil {
+		return 0, 0, err
+	}
+	if kw, err := c.next("MS"); err != nil || !strings.EqualFold(kw, "MS") {
+		return 0, 0, argErr("SRS.REVIEW: CORRECT must be followed by MS n")
+	}
+	ms, err := c.int("MS", 0, MaxDurationMS)
+	if err != nil {
+		return 0, 0, err
+	}
+	attempts := int64(1)
+	if c.more() && strings.EqualFold(string(c.args[c.i]), "ATTEMPTS") {
+		c.i++
+		if attempts, err = c.int("ATTEMPTS", 1, 1000); err != nil {
+			return 0, 0, err
+		}
+	}
+	return fsrs.GradeFromAnswer(correct == 1, ms, int(attempts)), ms, nil
+}
+
+func (c *cursor) optLabel(name string) (*string, error) {
+	s, err := c.label(name)
+	return &s, err
+}
+
+// ParseDue parses SRS.DUE player season [SUBJECT s] [LIMIT n] [AT ms].
+func ParseDue(args [][]byte) (engine.DueRequest, error) {
+	c := newCursor(args)
+	r := engine.DueRequest{Limit: DefaultDueLimt}
+	var err error
+	if r.Player, err = c.id("player"); err != nil {
+		return r, err
+	}
+	if r.Season, err = c.season(); err != nil {
+		return r, err
+	}
+	for c.more() {
+		switch opt := c.keyword(); opt {
+		case "SUBJECT":
+			r.Subject, err = c.label("SUBJECT")
+		case "LIMIT":
+			var n int64
+			n, err = c.int("LIMIT", 1, MaxDueLimit)
+			r.Limit = int(n)
+		case "AT":
+			r.At, err = c.int("AT", 1, maxMS)
+		default:
+			err = c.unknownOption(opt)
+		}
+		if err != nil {
+			return r, err
+		}
+	}
+	return r, nil
+}
+
+// CardRequest is SRS.CARD player season question.
+type CardRequest struct{ Player, Season, Question string }
+
+// ParseCard parses SRS.CARD player season question.
+func ParseCard(args [][]byte) (CardRequest, error) {
+	c := newCursor(args)
+	var r CardRequest
+	var err error
+	if r.Player, err = c.id("player"); err != nil {
+		return r, err
+	}
+	if r.Season, err = c.season(); err != nil {
+		return r, err
+	}
+	if r.Question, err = c.id("question"); err != nil {
+		return r, err
+	}
+	if c.more() {
+		return r, argErr("SRS.CARD: unexpected argument %q", clip(string(args[c.i])))
+	}
+	return r, nil
+}
+
+// SeasonRequest is one SRS.SEASON subcommand.
+type SeasonRequest struct {
+	Verb       string // CREATE ACTIVATE DEACTIVATE SET INFO LIST
+	Name       string
+	Start, End time.Time
+	Change     engine.SeasonChange
+}
+
+// Admin reports whether the subcommand changes state (admin role).
+func (r SeasonRequest) Admin() bool { return r.Verb != "INFO" && r.Verb != "LIST" }
+
+// ParseSeason parses SRS.SEASON CREATE name [START yyyy-mm-dd] [END yyyy-mm-dd]
+// | ACTIVATE name | DEACTIVATE name | SET name options… | INFO name | LIST.
+func ParseSeason(args [][]byte) (SeasonRequest, error) {
+	c := newCursor(args)
+	var r SeasonRequest
+	verb, err := c.next("subcommand")
+	if err != nil {
+		return r, err
+	}
+	r.Verb = strings.ToUpper(verb)
+	switch r.Verb {
+	case "LIST":
+	case "CREATE", "ACTIVATE", "DEACTIVATE", "SET", "INFO":
+		if r.Name, err = c.season(); err != nil {
+			return r, err
+		}
+	default:
+		return r, argErr("SRS.SEASON: unknown subcommand %q (CREATE, ACTIVATE, DEACTIVATE, SET, INFO, LIST)", clip(verb))
+	}
+	switch r.Verb {
+	case "CREATE":
+		err = c.seasonDates(&r)
+	case "SET":
+		if !c.more() {
+			return r, argErr("SRS.SEASON SET: nothing to set")
+		}
+		err = c.seasonChange(&r.Change)
+	}
+	if err == nil && c.more() {
+		err = argErr("SRS.SEASON %s: unexpected argument %q", r.Verb, clip(string(args[c.i])))
+	}
+	return r, err
+}
+
+func (c *cursor) seasonDates(r *SeasonRequest) error {
+	for c.more() {
+		opt := c.keyword()
+		var dst *time.Time
+		switch opt {
+		case "START":
+			dst = &r.Start
+		case "END":
+			dst = &r.End
+		default:
+			return c.unknownOption(opt)
+		}
+		s, err := c.next(opt)
+		if err != nil {
+			return err
+		}
+		if *dst, err = time.Parse(time.DateOnly, s); err != nil {
+			return argErr("SRS.SEASON CREATE: %s must be a date yyyy-mm-dd, got %q", opt, clip(s))
+		}
+	}
+	return nil
+}
+
+// maxParams bounds PARAMS: FSRS accepts 17, 19 or 21 weights.
+const maxParams = 21
+
+func (c *cursor) seasonChange(ch *engine.SeasonChange) error {
+	for c.more() {
+		var err error
+		switch opt := c.keyword(); opt {
+		case "RETENTION":
+			var f float64
+			f, err = c.float("RETENTION", 0.7, 0.99)
+			ch.Retention = &f
+		case "PARAMS":
+			ch.Params, err = c.params()
+		case "LEARNING":
+			ch.LearningSteps, err = c.steps("LEARNING")
+		case "RELEARNING":
+			ch.RelearningSteps, err = c.steps("RELEARNING")
+		case "MAXIVL":
+			var n int64
+			n, err = c.int("MAXIVL", 1, 36500)
+			v := int(n)
+			ch.MaxInterval = &v
+		case "FUZZ":
+			ch.Fuzz, err = c.flag("FUZZ")
+		case "SHORTTERM":
+			ch.ShortTerm, err = c.flag("SHORTTERM")
+		case "CACHE":
+			ch.Cache, err = c.flag("CACHE")
+		default:
+			err = c.unknownOption(opt)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *cursor) flag(name string) (*bool, error) {
+	b, err := c.onOff(name)
+	return &b, err
+}
+
+// params reads up to 21 numbers until the next option keyword.
+func (c *cursor) params() ([]float64, error) {
+	var w []float64
+	for c.more() && len(w) < maxParams {
+		if _, err := strconv.ParseFloat(string(c.args[c.i]), 64); err != nil {
+			break // the next option
+		}
+		f, err := c.float("PARAMS", -1e6, 1e6)
+		if err != nil {
+			return nil, err
+		}
+		w = append(w, f)
+	}
+	if n := len(w); n != 17 && n != 19 && n != 21 {
+		return nil, argErr("SRS.SEASON SET: PARAMS takes 17, 19 or 21 weights, got %d", n)
+	}
+	return w, nil
+}
+
+// steps reads "1,10" (minutes) or NONE.
+func (c *cursor) steps(name string) (*[]time.Duration, error) {
+	s, err := c.next(name)
+	if err != nil {
+		return nil, err
+	}
+	steps := []time.Duration{}
+	if strings.EqualFold(s, "NONE") {
+		return &steps, nil
+	}
+	parts := strings.Split(s, ",")
+	if len(parts) > 10 {
+		return nil, argErr("SRS.SEASON SET: %s takes at most 10 steps", name)
+	}
+	for _, p := range parts {
+		m, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
+		if err != nil || m <= 0 || m >= 24*60 {
+			return nil, argErr("SRS.SEASON SET: %s must be minutes in (0, 1440) separated by commas, or NONE; got %q", name, clip(s))
+		}
+		steps = append(steps, time.Duration(m*float64(time.Minute)))
+	}
+	return &steps, nil
+}

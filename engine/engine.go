@@ -1,0 +1,208 @@
+// Package engine is the application core of the sidecar: it runs the review
+// and due-list paths over the cache, the durable queue and the store, and
+// manages seasons. It holds no protocol code; commands/ calls it.
+package engine
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	rcache "github.com/srsproxy/srsproxy/backend/redis"
+	"github.com/srsproxy/srsproxy/fsrs"
+	"github.com/srsproxy/srsproxy/srs"
+)
+
+// Cache is the upstream Redis (backend/redis.Cache implements it).
+type Cache interface {
+	Due(ctx context.Context, season, player, subject string, now int64, limit int) (rcache.DueResult, error)
+	Read(ctx context.Context, season, player, question, reviewID string) (rcache.ReadResult, error)
+	Load(ctx context.Context, season, player string, cards []srs.Card) (bool, error)
+	Swap(ctx context.Context, expected string, r srs.Review) (rcache.SwapResult, error)
+	Invalidate(ctx context.Context, season, player string) error
+}
+
+// Store is the source of truth (backend/mariadb.Store implements it).
+type Store interface {
+	CreateSeason(ctx context.Context, s srs.Season) (srs.Season, error)
+	Season(ctx context.Context, name string) (srs.Season, error)
+	Seasons(ctx context.Context) ([]srs.Season, error)
+	UpdateSeason(ctx context.Context, s srs.Season) error
+	CountCards(ctx context.Context, season string) (int64, error)
+	UserCards(ctx context.Context, season, player string) ([]srs.Card, error)
+	Card(ctx context.Context, season, player, question string) (srs.Card, bool, error)
+	DueCards(ctx context.Context, season, player, subject string, now int64, limit int) ([]srs.Card, error)
+	CountDue(ctx context.Context, season, player, subject string, now int64) (int64, error)
+	LoggedReview(ctx context.Context, season, reviewID string) (srs.Review, bool, error)
+}
+
+// Journal is the durable local queue (writebehind.Queue, through a small adapter).
+type Journal interface {
+	// Append writes r and returns a wait that blocks until r is durable.
+	Append(r srs.Review) (wait func(context.Context) error, err error)
+	// Pending lists the user-season's reviews not yet drained, in append order.
+	Pending(season, player string) []srs.Review
+	// PendingReview finds a not-yet-drained review by id.
+	PendingReview(season, reviewID string) (srs.Review, bool)
+}
+
+// Config configures an Engine. The zero value of each field means its default.
+type Config struct {
+	Sidecar   string        // this sidecar's id, recorded with each review
+	SeasonTTL time.Duration // how long season settings are cached in memory, default 2s
+	Now       func() time.Time
+	Logger    *slog.Logger
+}
+
+// Engine runs the SRS paths. It is safe for concurrent use.
+type Engine struct {
+	cache   Cache
+	store   Store
+	journal Journal
+	cfg     Config
+	log     *slog.Logger
+
+	loads  singleflight.Group
+	locks  [256]sync.Mutex // per-card locks of the store path, by hash
+	seed   maphash.Seed
+	mu     sync.Mutex
+	season map[string]seasonEntry
+}
+
+type seasonEntry struct {
+	season  srs.Season
+	sched   *fsrs.Scheduler
+	fetched time.Time
+}
+
+// New builds an Engine over its three dependencies.
+func New(cache Cache, store Store, journal Journal, cfg Config) *Engine {
+	cfg.SeasonTTL = cmp.Or(cfg.SeasonTTL, 2*time.Second)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Engine{
+		cache: cache, store: store, journal: journal, cfg: cfg, log: cfg.Logger,
+		seed: maphash.MakeSeed(), season: make(map[string]seasonEntry),
+	}
+}
+
+func (e *Engine) now() int64 { return e.cfg.Now().UnixMilli() }
+
+// seasonFor returns a season's settings and scheduler, cached for SeasonTTL so
+// a change made through another sidecar is seen within that time.
+func (e *Engine) seasonFor(ctx context.Context, name string) (srs.Season, *fsrs.Scheduler, error) {
+	e.mu.Lock()
+	ent, ok := e.season[name]
+	e.mu.Unlock()
+	if ok && e.cfg.Now().Sub(ent.fetched) < e.cfg.SeasonTTL {
+		return ent.season, ent.sched, nil
+	}
+	s, err := e.store.Season(ctx, name)
+	if err != nil {
+		return srs.Season{}, nil, err
+	}
+	sched, err := fsrs.New(s.Scheduler)
+	if err != nil {
+		return srs.Season{}, nil, fmt.Errorf("season %s scheduler: %w", name, err)
+	}
+	e.mu.Lock()
+	e.season[name] = seasonEntry{season: s, sched: sched, fetched: e.cfg.Now()}
+	e.mu.Unlock()
+	return s, sched, nil
+}
+
+// forgetSeason drops the cached settings after a local change.
+func (e *Engine) forgetSeason(name string) {
+	e.mu.Lock()
+	delete(e.season, name)
+	e.mu.Unlock()
+}
+
+// servingSeason returns a season that accepts reviews and due reads.
+func (e *Engine) servingSeason(ctx context.Context, name string) (srs.Season, *fsrs.Scheduler, error) {
+	s, sched, err := e.seasonFor(ctx, name)
+	if err != nil {
+		return s, nil, err
+	}
+	if !s.ArchivedAt.IsZero() {
+		return s, nil, &srs.SeasonArchivedError{Season: s.Name, ArchivedAt: s.ArchivedAt}
+	}
+	if !s.IsActive {
+		return s, nil, fmt.Errorf("%w: %s", srs.ErrSeasonInactive, s.Name)
+	}
+	return s, sched, nil
+}
+
+// overlay applies this sidecar's not-yet-drained reviews to cards read from
+// the store, so a student never sees an acknowledged answer disappear.
+func overlay(cards []srs.Card, pending []srs.Review) []srs.Card {
+	if len(pending) == 0 {
+		return cards
+	}
+	at := make(map[string]int, len(cards))
+	for i, c := range cards {
+		at[c.QuestionID] = i
+	}
+	for _, r := range pending {
+		i, ok := at[r.QuestionID]
+		switch {
+		case !ok:
+			at[r.QuestionID] = len(cards)
+			cards = append(cards, r.Card())
+		case r.After.NewerThan(cards[i].Schedule):
+			cards[i] = r.Card()
+		}
+	}
+	return cards
+}
+
+// load fills the cache with a user-season from the store and the local queue.
+// Concurrent misses of one user-season share one load.
+func (e *Engine) load(ctx context.Context, season, player string) error {
+	_, err, _ := e.loads.Do(season+"\x00"+player, func() (any, error) {
+		// Pending first: an entry drained after this read is in the store read
+		// that follows, so none falls between the two.
+		pending := e.journal.Pending(season, player)
+		cards, err := e.store.UserCards(ctx, season, player)
+		if err != nil {
+			return nil, fmt.Errorf("load %s/%s: %w", season, player, err)
+		}
+		_, err = e.cache.Load(ctx, season, player, overlay(cards, pending))
+		return nil, err
+	})
+	return err
+}
+
+// storeCard reads one card from the store with the local queue overlaid.
+func (e *Engine) storeCard(ctx context.Context, season, player, question string) (srs.Card, bool, error) {
+	c, found, err := e.store.Card(ctx, season, player, question)
+	if err != nil {
+		return srs.Card{}, false, err
+	}
+	for _, r := range e.journal.Pending(season, player) {
+		if r.QuestionID == question && (!found || r.After.NewerThan(c.Schedule)) {
+			c, found = r.Card(), true
+		}
+	}
+	return c, found, nil
+}
+
+// cardLock serialises reviews of one card on the store path.
+func (e *Engine) cardLock(season, player, question string) *sync.Mutex {
+	h := maphash.String(e.seed, season+"\x00"+player+"\x00"+question)
+	return &e.locks[h%uint64(len(e.locks))]
+}
+
+// ErrContention means a card or user kept changing under concurrent requests; the client should retry.
+var ErrContention = errors.New("card kept changing under concurrent requests; retry")

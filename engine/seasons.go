@@ -1,0 +1,127 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/srsproxy/srsproxy/fsrs"
+	"github.com/srsproxy/srsproxy/srs"
+)
+
+// SeasonChange lists the settings SRS.SEASON SET changes; nil fields stay.
+type SeasonChange struct {
+	Retention       *float64
+	Params          []float64 // nil: unchanged
+	LearningSteps   *[]time.Duration
+	RelearningSteps *[]time.Duration
+	MaxInterval     *int
+	Fuzz            *bool
+	ShortTerm       *bool
+	Cache           *bool
+}
+
+// CreateSeason creates a season (inactive) with the default scheduler and its
+// partitions. Errors: srs.ErrInvalidSeasonName, srs.ErrSeasonExists, a store error.
+func (e *Engine) CreateSeason(ctx context.Context, name string, start, end time.Time) (srs.Season, error) {
+	if !srs.ValidSeasonName(name) {
+		return srs.Season{}, srs.ErrInvalidSeasonName
+	}
+	if !start.IsZero() && !end.IsZero() && end.Before(start) {
+		return srs.Season{}, fmt.Errorf("END %s is before START %s", end.Format(time.DateOnly), start.Format(time.DateOnly))
+	}
+	s := srs.Season{Name: name, Start: start, End: end, EnableCache: true, Scheduler: srs.DefaultSchedulerConfig()}
+	return e.store.CreateSeason(ctx, s)
+}
+
+// SetActive activates or deactivates a season.
+func (e *Engine) SetActive(ctx context.Context, name string, active bool) (srs.Season, error) {
+	return e.updateSeason(ctx, name, func(s *srs.Season) error {
+		if !s.ArchivedAt.IsZero() {
+			return &srs.SeasonArchivedError{Season: s.Name, ArchivedAt: s.ArchivedAt}
+		}
+		if active && !s.PartitionCreated {
+			return fmt.Errorf("season %s has no partition yet", s.Name)
+		}
+		s.IsActive = active
+		return nil
+	})
+}
+
+// ChangeSeason applies SRS.SEASON SET. The new scheduler configuration is
+// validated as a whole before anything is stored.
+func (e *Engine) ChangeSeason(ctx context.Context, name string, ch SeasonChange) (srs.Season, error) {
+	return e.updateSeason(ctx, name, func(s *srs.Season) error {
+		sc := &s.Scheduler
+		if ch.Retention != nil {
+			sc.DesiredRetention = *ch.Retention
+		}
+		if ch.Params != nil {
+			sc.Params = ch.Params
+		}
+		if ch.LearningSteps != nil {
+			sc.LearningSteps = *ch.LearningSteps
+		}
+		if ch.RelearningSteps != nil {
+			sc.RelearningSteps = *ch.RelearningSteps
+		}
+		if ch.MaxInterval != nil {
+			sc.MaximumInterval = *ch.MaxInterval
+		}
+		if ch.Fuzz != nil {
+			sc.EnableFuzz = *ch.Fuzz
+		}
+		if ch.ShortTerm != nil {
+			sc.EnableShortTerm = *ch.ShortTerm
+		}
+		if ch.Cache != nil {
+			s.EnableCache = *ch.Cache
+		}
+		sched, err := fsrs.New(*sc)
+		if err != nil {
+			return err
+		}
+		*sc = sched.Config()
+		return nil
+	})
+}
+
+func (e *Engine) updateSeason(ctx context.Context, name string, change func(*srs.Season) error) (srs.Season, error) {
+	if !srs.ValidSeasonName(name) {
+		return srs.Season{}, srs.ErrInvalidSeasonName
+	}
+	s, err := e.store.Season(ctx, name)
+	if err != nil {
+		return srs.Season{}, err
+	}
+	if err := change(&s); err != nil {
+		return srs.Season{}, err
+	}
+	if err := e.store.UpdateSeason(ctx, s); err != nil {
+		return srs.Season{}, err
+	}
+	e.forgetSeason(name)
+	return s, nil
+}
+
+// SeasonInfo is a season with its card count.
+type SeasonInfo struct {
+	Season srs.Season
+	Cards  int64
+}
+
+// SeasonInfo returns a season's settings and card count.
+func (e *Engine) SeasonInfo(ctx context.Context, name string) (SeasonInfo, error) {
+	if !srs.ValidSeasonName(name) {
+		return SeasonInfo{}, srs.ErrInvalidSeasonName
+	}
+	s, err := e.store.Season(ctx, name)
+	if err != nil {
+		return SeasonInfo{}, err
+	}
+	n, err := e.store.CountCards(ctx, name)
+	return SeasonInfo{Season: s, Cards: n}, err
+}
+
+// Seasons lists every season.
+func (e *Engine) Seasons(ctx context.Context) ([]srs.Season, error) { return e.store.Seasons(ctx) }
