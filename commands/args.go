@@ -13,7 +13,7 @@ const (
 	MaxLabelLen    = 128 // subject, topic, stage, bytes
 	MaxDurationMS  = 24 * 60 * 60 * 1000
 	MaxDueLimit    = 50
-	DefaultDueLimt = 20
+	DefaultDueLimit = 20
 )
 
 // ArgError is a bad argument; it reaches the client as "ERR <message>".

@@ -109,7 +109,7 @@ func (c *cursor) optLabel(name string) (*string, error) {
 // ParseDue parses SRS.DUE player season [SUBJECT s] [LIMIT n] [AT ms].
 func ParseDue(args [][]byte) (engine.DueRequest, error) {
 	c := newCursor(args)
-	r := engine.DueRequest{Limit: DefaultDueLimt}
+	r := engine.DueRequest{Limit: DefaultDueLimit}
 	var err error
 	if r.Player, err = c.id("player"); err != nil {
 		return r, err
