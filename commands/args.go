@@ -9,10 +9,10 @@ import (
 
 // Limits on argument sizes. They keep keys, rows and replies bounded.
 const (
-	MaxIDLen       = 128 // player, question and review ids, bytes
-	MaxLabelLen    = 128 // subject, topic, stage, bytes
-	MaxDurationMS  = 24 * 60 * 60 * 1000
-	MaxDueLimit    = 50
+	MaxIDLen        = 128 // player, question and review ids, bytes
+	MaxLabelLen     = 128 // subject, topic, stage, bytes
+	MaxDurationMS   = 24 * 60 * 60 * 1000
+	MaxDueLimit     = 50
 	DefaultDueLimit = 20
 )
 
