@@ -7,7 +7,15 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/srsproxy/srsproxy/engine"
 	"github.com/srsproxy/srsproxy/proxy"
@@ -16,52 +24,120 @@ import (
 // durableWait bounds how long a reply waits for its review's fsync.
 const durableWait = 30 * time.Second
 
-// handlers binds the commands to an engine.
-type handlers struct {
-	eng *engine.Engine
-	log *slog.Logger
-	mux *proxy.Mux
+// Options are what the commands need besides the engine.
+type Options struct {
+	Logger *slog.Logger
+	Meter  metric.Meter                          // nil: no metrics
+	Tracer trace.Tracer                          // nil: no spans
+	Status func(context.Context) (Status, error) // SRS.STATUS; nil: the command is not registered
 }
 
+// handlers binds the commands to an engine.
+type handlers struct {
+	eng    *engine.Engine
+	log    *slog.Logger
+	mux    *proxy.Mux
+	tracer trace.Tracer
+	status func(context.Context) (Status, error)
+
+	calls   metric.Int64Counter
+	latency metric.Float64Histogram
+	attrs   sync.Map // command+result → metric.MeasurementOption
+}
+
+// handler is a command body: it writes the reply on success and returns the
+// error otherwise, which the wrapper renders, counts and traces.
+type handler func(ctx context.Context, w *proxy.Reply, args [][]byte) error
+
 // Register adds every SRS.* command to mux.
-func Register(mux *proxy.Mux, eng *engine.Engine, log *slog.Logger) {
-	h := &handlers{eng: eng, log: log, mux: mux}
-	for _, c := range []proxy.Command{
-		{Name: "SRS.REVIEW", Arity: -5, Role: proxy.RoleApp, Handler: h.review,
+func Register(mux *proxy.Mux, eng *engine.Engine, opts Options) error {
+	h := &handlers{eng: eng, log: opts.Logger, mux: mux, tracer: opts.Tracer, status: opts.Status}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	if h.tracer == nil {
+		h.tracer = tracenoop.NewTracerProvider().Tracer("")
+	}
+	meter := opts.Meter
+	if meter == nil {
+		meter = metricnoop.NewMeterProvider().Meter("")
+	}
+	var err error
+	if h.calls, err = meter.Int64Counter("srsproxy_commands", metric.WithDescription("SRS commands by command and result (ok or the error prefix)")); err != nil {
+		return err
+	}
+	if h.latency, err = meter.Float64Histogram("srsproxy_command_duration_seconds", metric.WithUnit("s"),
+		metric.WithDescription("SRS command latency inside the sidecar, by command and result"),
+		metric.WithExplicitBucketBoundaries(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)); err != nil {
+		return err
+	}
+	cmds := []proxy.Command{
+		{Name: "SRS.REVIEW", Arity: -5, Role: proxy.RoleApp, Handler: h.wrap("SRS.REVIEW", h.review),
 			Syntax:  "SRS.REVIEW player season question grade|CORRECT 0|1 MS n [ATTEMPTS n] [AT ms] [ID review_id] [SUBJECT s] [TOPIC t] [STAGE st] [DURATION ms]",
 			Summary: "Apply a student's answer (grade 1-4, or correct/time/attempts) with FSRS-6 and acknowledge it once it is durable."},
-		{Name: "SRS.DUE", Arity: -3, Role: proxy.RoleApp, Handler: h.due,
+		{Name: "SRS.DUE", Arity: -3, Role: proxy.RoleApp, Handler: h.wrap("SRS.DUE", h.due),
 			Syntax:  "SRS.DUE player season [SUBJECT s] [LIMIT n] [AT ms]",
 			Summary: "List a student's due questions, most overdue first (LIMIT 1-50, default 20)."},
-		{Name: "SRS.CARD", Arity: 4, Role: proxy.RoleApp, Handler: h.card,
+		{Name: "SRS.CARD", Arity: 4, Role: proxy.RoleApp, Handler: h.wrap("SRS.CARD", h.card),
 			Syntax:  "SRS.CARD player season question",
 			Summary: "Return one card's full FSRS state and current retrievability, or nil."},
-		{Name: "SRS.SEASON", Arity: -2, Role: proxy.RoleApp, Handler: h.season,
+		{Name: "SRS.SEASON", Arity: -2, Role: proxy.RoleApp, Handler: h.wrap("SRS.SEASON", h.season),
 			Syntax:  "SRS.SEASON CREATE name [START yyyy-mm-dd] [END yyyy-mm-dd] | ACTIVATE name | DEACTIVATE name | SET name [RETENTION r] [PARAMS w0 ... wN] [LEARNING m,...|NONE] [RELEARNING m,...|NONE] [MAXIVL days] [FUZZ ON|OFF] [SHORTTERM ON|OFF] [CACHE ON|OFF] | INFO name | LIST",
 			Summary: "Create, activate, configure and inspect seasons (INFO and LIST for every user, the rest admin only)."},
-		{Name: "SRS.HELP", Arity: 1, Role: proxy.RoleApp, Handler: h.help,
+		{Name: "SRS.HELP", Arity: 1, Role: proxy.RoleApp, Handler: h.wrap("SRS.HELP", h.help),
 			Syntax:  "SRS.HELP",
 			Summary: "List the SRS commands with their syntax."},
-	} {
+	}
+	if h.status != nil {
+		cmds = append(cmds, proxy.Command{Name: "SRS.STATUS", Arity: 1, Role: proxy.RoleAdmin, Handler: h.wrap("SRS.STATUS", h.statusCmd),
+			Syntax:  "SRS.STATUS",
+			Summary: "Report the sidecar's health: upstream Redis, breaker and Safe Mode, queue and drain, cache memory, cached users by season."})
+	}
+	for _, c := range cmds {
 		c.Group, c.Since = "srs", "0.1.0"
 		mux.Handle(c)
 	}
+	return nil
 }
 
-func (h *handlers) fail(w *proxy.Reply, args [][]byte, err error) {
-	w.Error(errorReply(h.log, strings.ToUpper(string(args[0])), err))
+// wrap turns a handler into a proxy.Handler that renders its error, counts
+// the command by result, records its latency and traces it.
+func (h *handlers) wrap(name string, fn handler) proxy.Handler {
+	return func(ctx context.Context, w *proxy.Reply, args [][]byte) {
+		start := time.Now()
+		ctx, span := h.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer))
+		result := "ok"
+		if err := fn(ctx, w, args); err != nil {
+			msg := errorReply(h.log, name, err)
+			w.Error(msg)
+			result, _, _ = strings.Cut(msg, " ")
+			span.SetStatus(codes.Error, msg)
+		}
+		span.End()
+		attrs := h.attrSet(name, result)
+		h.calls.Add(ctx, 1, attrs)
+		h.latency.Record(ctx, time.Since(start).Seconds(), attrs)
+	}
 }
 
-func (h *handlers) review(ctx context.Context, w *proxy.Reply, args [][]byte) {
+func (h *handlers) attrSet(name, result string) metric.MeasurementOption {
+	key := name + " " + result
+	if v, ok := h.attrs.Load(key); ok {
+		return v.(metric.MeasurementOption)
+	}
+	v := metric.WithAttributeSet(attribute.NewSet(attribute.String("command", name), attribute.String("result", result)))
+	h.attrs.Store(key, v)
+	return v
+}
+
+func (h *handlers) review(ctx context.Context, w *proxy.Reply, args [][]byte) error {
 	req, err := ParseReview(args)
 	if err != nil {
-		h.fail(w, args, err)
-		return
+		return err
 	}
 	res, err := h.eng.Review(ctx, req)
 	if err != nil {
-		h.fail(w, args, err)
-		return
+		return err
 	}
 	// The reply leaves only after the review is on disk (group commit: the
 	// wait runs when the connection flushes, once for a whole pipeline).
@@ -71,66 +147,55 @@ func (h *handlers) review(ctx context.Context, w *proxy.Reply, args [][]byte) {
 		return res.Wait(ctx)
 	})
 	writeReview(w, res)
+	return nil
 }
 
-func (h *handlers) due(ctx context.Context, w *proxy.Reply, args [][]byte) {
+func (h *handlers) due(ctx context.Context, w *proxy.Reply, args [][]byte) error {
 	req, err := ParseDue(args)
 	if err != nil {
-		h.fail(w, args, err)
-		return
+		return err
 	}
 	res, err := h.eng.Due(ctx, req)
 	if err != nil {
-		h.fail(w, args, err)
-		return
+		return err
 	}
 	writeDue(w, res)
+	return nil
 }
 
-func (h *handlers) card(ctx context.Context, w *proxy.Reply, args [][]byte) {
+func (h *handlers) card(ctx context.Context, w *proxy.Reply, args [][]byte) error {
 	req, err := ParseCard(args)
 	if err != nil {
-		h.fail(w, args, err)
-		return
+		return err
 	}
 	info, found, err := h.eng.Card(ctx, req.Season, req.Player, req.Question)
 	switch {
 	case err != nil:
-		h.fail(w, args, err)
+		return err
 	case !found:
 		w.Null()
 	default:
 		writeCard(w, info)
 	}
+	return nil
 }
 
-func (h *handlers) season(ctx context.Context, w *proxy.Reply, args [][]byte) {
+func (h *handlers) season(ctx context.Context, w *proxy.Reply, args [][]byte) error {
 	req, err := ParseSeason(args)
 	if err != nil {
-		h.fail(w, args, err)
-		return
+		return err
 	}
 	if req.Admin() && w.Role() != proxy.RoleAdmin {
-		w.Error("NOPERM User " + w.User() + " has no permissions to run 'SRS.SEASON " + req.Verb + "' (admin only)")
-		return
+		return &PermError{User: w.User(), Command: "SRS.SEASON " + req.Verb}
 	}
 	switch req.Verb {
 	case "LIST":
 		seasons, err := h.eng.Seasons(ctx)
 		if err != nil {
-			h.fail(w, args, err)
-			return
+			return err
 		}
 		writeSeasonList(w, seasons)
-		return
-	case "INFO":
-		info, err := h.eng.SeasonInfo(ctx, req.Name)
-		if err != nil {
-			h.fail(w, args, err)
-			return
-		}
-		writeSeasonInfo(w, info)
-		return
+		return nil
 	case "CREATE":
 		_, err = h.eng.CreateSeason(ctx, req.Name, req.Start, req.End)
 	case "ACTIVATE", "DEACTIVATE":
@@ -139,18 +204,17 @@ func (h *handlers) season(ctx context.Context, w *proxy.Reply, args [][]byte) {
 		_, err = h.eng.ChangeSeason(ctx, req.Name, req.Change)
 	}
 	if err != nil {
-		h.fail(w, args, err)
-		return
+		return err
 	}
 	info, err := h.eng.SeasonInfo(ctx, req.Name)
 	if err != nil {
-		h.fail(w, args, err)
-		return
+		return err
 	}
 	writeSeasonInfo(w, info)
+	return nil
 }
 
-func (h *handlers) help(_ context.Context, w *proxy.Reply, _ [][]byte) {
+func (h *handlers) help(_ context.Context, w *proxy.Reply, _ [][]byte) error {
 	var lines []string
 	for _, c := range h.mux.Commands() {
 		if strings.HasPrefix(c.Name, "SRS.") {
@@ -161,4 +225,14 @@ func (h *handlers) help(_ context.Context, w *proxy.Reply, _ [][]byte) {
 	for _, l := range lines {
 		w.String(l)
 	}
+	return nil
+}
+
+func (h *handlers) statusCmd(ctx context.Context, w *proxy.Reply, _ [][]byte) error {
+	st, err := h.status(ctx)
+	if err != nil {
+		return err
+	}
+	writeStatus(w, st)
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/srsproxy/srsproxy/engine"
+	"github.com/srsproxy/srsproxy/safemode"
 	"github.com/srsproxy/srsproxy/srs"
 )
 
@@ -31,7 +32,7 @@ var errorPrefixes = mustUniquePrefixes([]errorPrefix{
 })
 
 func mustUniquePrefixes(list []errorPrefix) []errorPrefix {
-	seen := map[string]bool{"ERR": true, "SEASONARCHIVED": true}
+	seen := map[string]bool{"ERR": true, "SEASONARCHIVED": true, "NOPERM": true, "BUSY": true}
 	for _, p := range list {
 		if seen[p.prefix] {
 			panic("commands: duplicate error prefix " + p.prefix)
@@ -41,11 +42,26 @@ func mustUniquePrefixes(list []errorPrefix) []errorPrefix {
 	return list
 }
 
+// PermError is a command the user's role does not allow.
+type PermError struct{ User, Command string }
+
+func (e *PermError) Error() string {
+	return fmt.Sprintf("User %s has no permissions to run the '%s' command (admin only)", e.User, e.Command)
+}
+
 // errorReply renders err for the client, logging internal errors in full.
 func errorReply(log *slog.Logger, cmd string, err error) string {
 	var arg *ArgError
 	if errors.As(err, &arg) {
 		return "ERR " + arg.Msg
+	}
+	var perm *PermError
+	if errors.As(err, &perm) {
+		return "NOPERM " + perm.Error()
+	}
+	var busy *safemode.BusyError
+	if errors.As(err, &busy) {
+		return "BUSY " + busy.Error()
 	}
 	var archived *srs.SeasonArchivedError
 	if errors.As(err, &archived) {

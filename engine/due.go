@@ -2,8 +2,10 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"sort"
 
+	rcache "github.com/srsproxy/srsproxy/backend/redis"
 	"github.com/srsproxy/srsproxy/srs"
 )
 
@@ -38,19 +40,52 @@ func (e *Engine) Due(ctx context.Context, req DueRequest) (DueResult, error) {
 	if !season.EnableCache {
 		return e.dueFromStore(ctx, req)
 	}
+	res, err := e.dueCached(ctx, req)
+	if errors.Is(err, errBypass) {
+		return e.dueSafe(ctx, req)
+	}
+	return res, err
+}
+
+func (e *Engine) dueCached(ctx context.Context, req DueRequest) (DueResult, error) {
+	if err := e.ensureClean(ctx, req.Season, req.Player); err != nil {
+		return DueResult{}, err
+	}
 	for range 2 {
-		res, err := e.cache.Due(ctx, req.Season, req.Player, req.Subject, req.At, req.Limit)
+		var res rcache.DueResult
+		err := e.safe.call(func() (err error) {
+			res, err = e.cache.Due(ctx, req.Season, req.Player, req.Subject, req.At, req.Limit)
+			return err
+		})
 		if err != nil {
 			return DueResult{}, err
 		}
 		if res.Loaded {
+			e.metrics.cacheReads.Add(ctx, 1, e.metrics.hit)
 			return DueResult{Season: req.Season, Total: res.Total, Cards: res.Cards}, nil
 		}
+		e.metrics.cacheReads.Add(ctx, 1, e.metrics.miss)
 		if err := e.load(ctx, req.Season, req.Player); err != nil {
 			return DueResult{}, err
 		}
 	}
 	return DueResult{}, ErrContention
+}
+
+// dueSafe serves Safe Mode: the most urgent cards only, from the store's
+// (season, player, due) index, under the in-memory rate limits.
+func (e *Engine) dueSafe(ctx context.Context, req DueRequest) (DueResult, error) {
+	if l := e.cfg.SafeMode.Limiter; l != nil {
+		if err := l.Admit(ctx, req.Player); err != nil {
+			e.metrics.safeRejections.Add(ctx, 1)
+			return DueResult{}, err
+		}
+	}
+	e.metrics.safeServed.Add(ctx, 1)
+	req.Limit = min(req.Limit, e.safe.cfg.Top)
+	res, err := e.dueFromStore(ctx, req)
+	res.Degraded = true
+	return res, err
 }
 
 // dueFromStore answers from the (season, player, due) index. When this
@@ -112,15 +147,29 @@ func (e *Engine) readCard(ctx context.Context, s srs.Season, player, question st
 	if !s.EnableCache || !s.IsActive || !s.ArchivedAt.IsZero() {
 		return e.storeCard(ctx, s.Name, player, question)
 	}
+	if err := e.ensureClean(ctx, s.Name, player); errors.Is(err, errBypass) {
+		return e.storeCard(ctx, s.Name, player, question)
+	} else if err != nil {
+		return srs.Card{}, false, err
+	}
 	for range 2 {
-		rd, err := e.cache.Read(ctx, s.Name, player, question, "")
+		var rd rcache.ReadResult
+		err := e.safe.call(func() (err error) {
+			rd, err = e.cache.Read(ctx, s.Name, player, question, "")
+			return err
+		})
+		if errors.Is(err, errBypass) {
+			return e.storeCard(ctx, s.Name, player, question)
+		}
 		if err != nil {
 			return srs.Card{}, false, err
 		}
 		if rd.Loaded {
 			return rd.Card, rd.Found, nil
 		}
-		if err := e.load(ctx, s.Name, player); err != nil {
+		if err := e.load(ctx, s.Name, player); errors.Is(err, errBypass) {
+			return e.storeCard(ctx, s.Name, player, question)
+		} else if err != nil {
 			return srs.Card{}, false, err
 		}
 	}

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
 	"golang.org/x/sync/singleflight"
 
 	rcache "github.com/srsproxy/srsproxy/backend/redis"
@@ -43,10 +45,16 @@ type Store interface {
 	LoggedReview(ctx context.Context, season, reviewID string) (srs.Review, bool, error)
 }
 
-// Journal is the durable local queue (writebehind.Queue, through a small adapter).
+// Journal is the durable local queue (writebehind.Queue implements it).
 type Journal interface {
-	// Append writes r and returns a wait that blocks until r is durable.
-	Append(r srs.Review) (wait func(context.Context) error, err error)
+	// Hold writes r now but keeps it from the drainer until Release; Cancel
+	// withdraws it. Writing before the cache's compare-and-set means a crash
+	// can never leave the cache holding a review the queue lacks.
+	Hold(r srs.Review) (uint64, error)
+	Release(ticket uint64)
+	Cancel(ticket uint64) error
+	// Wait blocks until the entry is durable.
+	Wait(ctx context.Context, ticket uint64) error
 	// Pending lists the user-season's reviews not yet drained, in append order.
 	Pending(season, player string) []srs.Review
 	// PendingReview finds a not-yet-drained review by id.
@@ -57,8 +65,10 @@ type Journal interface {
 type Config struct {
 	Sidecar   string        // this sidecar's id, recorded with each review
 	SeasonTTL time.Duration // how long season settings are cached in memory, default 2s
+	SafeMode  SafeModeConfig
 	Now       func() time.Time
 	Logger    *slog.Logger
+	Meter     metric.Meter // nil: no metrics
 }
 
 // Engine runs the SRS paths. It is safe for concurrent use.
@@ -68,6 +78,9 @@ type Engine struct {
 	journal Journal
 	cfg     Config
 	log     *slog.Logger
+
+	safe    *safeMode
+	metrics engineMetrics
 
 	loads  singleflight.Group
 	locks  [256]sync.Mutex // per-card locks of the store path, by hash
@@ -82,8 +95,9 @@ type seasonEntry struct {
 	fetched time.Time
 }
 
-// New builds an Engine over its three dependencies.
-func New(cache Cache, store Store, journal Journal, cfg Config) *Engine {
+// New builds an Engine over its three dependencies. Start runs its
+// background work (breaker probes, recovery).
+func New(cache Cache, store Store, journal Journal, cfg Config) (*Engine, error) {
 	cfg.SeasonTTL = cmp.Or(cfg.SeasonTTL, 2*time.Second)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -91,10 +105,22 @@ func New(cache Cache, store Store, journal Journal, cfg Config) *Engine {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Engine{
+	if cfg.Meter == nil {
+		cfg.Meter = noop.NewMeterProvider().Meter("")
+	}
+	e := &Engine{
 		cache: cache, store: store, journal: journal, cfg: cfg, log: cfg.Logger,
+		safe: newSafeMode(cfg.SafeMode, cfg.Now),
 		seed: maphash.MakeSeed(), season: make(map[string]seasonEntry),
 	}
+	var err error
+	if e.metrics, err = newEngineMetrics(cfg.Meter); err != nil {
+		return nil, err
+	}
+	if err := e.safeMetrics(cfg.Meter); err != nil {
+		return nil, err
+	}
+	return e, nil
 }
 
 func (e *Engine) now() int64 { return e.cfg.Now().UnixMilli() }
@@ -110,6 +136,11 @@ func (e *Engine) seasonFor(ctx context.Context, name string) (srs.Season, *fsrs.
 	}
 	s, err := e.store.Season(ctx, name)
 	if err != nil {
+		if ok && !errors.Is(err, srs.ErrUnknownSeason) {
+			// MariaDB is unreachable: keep serving with the settings we have.
+			e.log.Warn("season refresh failed; using cached settings", "season", name, "err", err)
+			return ent.season, ent.sched, nil
+		}
 		return srs.Season{}, nil, err
 	}
 	sched, err := fsrs.New(s.Scheduler)
@@ -167,6 +198,29 @@ func overlay(cards []srs.Card, pending []srs.Review) []srs.Card {
 	return cards
 }
 
+// append writes a review whose outcome is decided and returns its durability wait.
+func (e *Engine) append(r srs.Review) (func(context.Context) error, error) {
+	t, err := e.journal.Hold(r)
+	if err != nil {
+		return nil, err
+	}
+	e.journal.Release(t)
+	return e.waiter(t), nil
+}
+
+func (e *Engine) waiter(t uint64) func(context.Context) error {
+	return func(ctx context.Context) error { return e.journal.Wait(ctx, t) }
+}
+
+// MarkStale makes the engine invalidate these user-seasons' cache entries
+// before it next serves them from the cache: at start, the users with
+// recovered queue entries, whose compare-and-set may or may not have run.
+func (e *Engine) MarkStale(users [][2]string) {
+	for _, u := range users {
+		e.safe.markDirty(u[0], u[1])
+	}
+}
+
 // load fills the cache with a user-season from the store and the local queue.
 // Concurrent misses of one user-season share one load.
 func (e *Engine) load(ctx context.Context, season, player string) error {
@@ -178,8 +232,11 @@ func (e *Engine) load(ctx context.Context, season, player string) error {
 		if err != nil {
 			return nil, fmt.Errorf("load %s/%s: %w", season, player, err)
 		}
-		_, err = e.cache.Load(ctx, season, player, overlay(cards, pending))
-		return nil, err
+		e.metrics.loads.Add(ctx, 1)
+		return nil, e.safe.call(func() error {
+			_, err := e.cache.Load(ctx, season, player, overlay(cards, pending))
+			return err
+		})
 	})
 	return err
 }

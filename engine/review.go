@@ -2,11 +2,13 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 
 	"github.com/google/uuid"
 
+	rcache "github.com/srsproxy/srsproxy/backend/redis"
 	"github.com/srsproxy/srsproxy/fsrs"
 	"github.com/srsproxy/srsproxy/srs"
 )
@@ -25,6 +27,8 @@ type ReviewRequest struct {
 	ID                       string // review id; empty means a new one is generated
 	Subject, Topic, Stage    *string
 	DurationMS               int64
+
+	atNow bool // At was not given: the answer is "now", never before the card's last review
 }
 
 // ReviewResult is the applied (or, for a repeated id, the stored) review.
@@ -51,80 +55,135 @@ func (e *Engine) Review(ctx context.Context, req ReviewRequest) (ReviewResult, e
 	}
 	now := e.now()
 	if req.At == 0 {
-		req.At = now
+		req.At, req.atNow = now, true
 	}
 	if req.At > now+MaxFutureMS {
 		return ReviewResult{}, srs.ErrReviewInFuture
 	}
 	if req.ID != "" {
-		if r, ok, err := e.knownReview(ctx, req); ok || err != nil {
-			return e.replay(sched, r, err)
+		if r, ok := e.knownReview(ctx, req); ok {
+			return e.replay(sched, r)
 		}
 	} else {
 		req.ID = uuid.Must(uuid.NewV7()).String()
 	}
+	// One review of a card at a time in this sidecar, whichever path it
+	// takes: the cache path's compare-and-set orders sidecars, this lock
+	// orders the cache path against the store path within one.
+	mu := e.cardLock(req.Season, req.Player, req.Question)
+	mu.Lock()
+	defer mu.Unlock()
 	if !season.EnableCache {
 		return e.reviewInStore(ctx, sched, req)
 	}
+	res, err := e.reviewCached(ctx, sched, req)
+	if errors.Is(err, errBypass) {
+		// Safe Mode: the cache is unavailable; the review still becomes durable.
+		e.metrics.safeServed.Add(ctx, 1)
+		res, err = e.reviewInStore(ctx, sched, req)
+		if err == nil {
+			// Marked after the append: any load that ran before it missed this
+			// review, so the user's cache entry is invalidated before reuse.
+			e.safe.markDirty(req.Season, req.Player)
+		}
+	}
+	return res, err
+}
+
+// reviewCached is the review path through the cache. It returns errBypass
+// when the cache is unavailable.
+func (e *Engine) reviewCached(ctx context.Context, sched *fsrs.Scheduler, req ReviewRequest) (ReviewResult, error) {
+	if err := e.ensureClean(ctx, req.Season, req.Player); err != nil {
+		return ReviewResult{}, err
+	}
 	for range swapAttempts {
-		rd, err := e.cache.Read(ctx, req.Season, req.Player, req.Question, req.ID)
+		var rd rcache.ReadResult
+		err := e.safe.call(func() (err error) {
+			rd, err = e.cache.Read(ctx, req.Season, req.Player, req.Question, req.ID)
+			return err
+		})
 		if err != nil {
 			return ReviewResult{}, err
 		}
 		if !rd.Loaded {
+			e.metrics.cacheReads.Add(ctx, 1, e.metrics.miss)
 			if err := e.load(ctx, req.Season, req.Player); err != nil {
 				return ReviewResult{}, err
 			}
 			continue
 		}
+		e.metrics.cacheReads.Add(ctx, 1, e.metrics.hit)
 		if rd.Dup != nil {
-			return e.replay(sched, *rd.Dup, nil)
+			return e.replay(sched, *rd.Dup)
 		}
 		res, err := e.next(sched, req, rd.Card, rd.Found)
 		if err != nil {
 			return ReviewResult{}, err
 		}
-		switch swapped, err := e.cache.Swap(ctx, rd.Raw, res.Review); {
-		case err != nil:
+		// Queue first (held), cache second: a crash in between leaves an
+		// entry that recovery drains and whose user is reloaded, never a
+		// cached review the queue does not have.
+		ticket, err := e.journal.Hold(res.Review)
+		if err != nil {
 			return ReviewResult{}, err
-		case swapped != 1:
+		}
+		var swapped rcache.SwapResult
+		err = e.safe.call(func() (err error) {
+			swapped, err = e.cache.Swap(ctx, rd.Raw, res.Review)
+			return err
+		})
+		if err != nil || swapped != rcache.SwapStored {
+			if cerr := e.journal.Cancel(ticket); cerr != nil {
+				return ReviewResult{}, cerr
+			}
+			if err != nil {
+				// The swap may or may not have landed: invalidate the user
+				// before the cache serves it again; the store path decides now.
+				e.safe.markDirty(req.Season, req.Player)
+				return ReviewResult{}, err
+			}
 			continue // changed or evicted since the read: read again
 		}
-		res.Wait, err = e.journal.Append(res.Review)
-		if err != nil {
-			// Not acknowledged: drop the cached state that got ahead of the queue.
-			if ierr := e.cache.Invalidate(ctx, req.Season, req.Player); ierr != nil {
-				e.log.Error("invalidate after failed append", "season", req.Season, "player", req.Player, "err", ierr)
-			}
-			return ReviewResult{}, err
-		}
+		e.journal.Release(ticket)
+		res.Wait = e.waiter(ticket)
 		return res, nil
 	}
 	return ReviewResult{}, ErrContention
 }
 
+// ensureClean invalidates a user's cache entry if this sidecar wrote the user
+// without the cache (during an outage) and has not invalidated it since.
+func (e *Engine) ensureClean(ctx context.Context, season, player string) error {
+	if e.safe.dirtyGen(season, player) == 0 {
+		return nil
+	}
+	return e.invalidate(ctx, season, player)
+}
+
 // knownReview finds a review id in the local queue, then in the review log.
-func (e *Engine) knownReview(ctx context.Context, req ReviewRequest) (srs.Review, bool, error) {
+// When MariaDB cannot answer the review goes ahead: the drainer still logs
+// and applies an id at most once (invariant 2), and a review must not be
+// refused because of an outage the queue exists to absorb.
+func (e *Engine) knownReview(ctx context.Context, req ReviewRequest) (srs.Review, bool) {
 	if r, ok := e.journal.PendingReview(req.Season, req.ID); ok {
-		return r, true, nil
+		return r, true
 	}
 	r, ok, err := e.store.LoggedReview(ctx, req.Season, req.ID)
 	if err != nil {
-		return srs.Review{}, false, fmt.Errorf("review id lookup: %w", err)
+		e.log.Warn("review id lookup failed; accepting the review, the drainer dedupes", "season", req.Season, "id", req.ID, "err", err)
+		return srs.Review{}, false
 	}
-	return r, ok, nil
+	return r, ok
 }
 
 // replay answers a repeated review id with the stored result. The review is
 // appended again (the drainer ignores logged ids) so the reply still implies
 // durability even if the first attempt crashed before its fsync.
-func (e *Engine) replay(sched *fsrs.Scheduler, r srs.Review, err error) (ReviewResult, error) {
-	if err != nil {
-		return ReviewResult{}, err
-	}
+func (e *Engine) replay(sched *fsrs.Scheduler, r srs.Review) (ReviewResult, error) {
 	res := e.result(sched, r)
+	var err error
 	res.Duplicate = true
-	res.Wait, err = e.journal.Append(r)
+	res.Wait, err = e.append(r)
 	return res, err
 }
 
@@ -132,6 +191,10 @@ func (e *Engine) replay(sched *fsrs.Scheduler, r srs.Review, err error) (ReviewR
 func (e *Engine) next(sched *fsrs.Scheduler, req ReviewRequest, card srs.Card, found bool) (ReviewResult, error) {
 	if !found {
 		card = srs.Card{Season: req.Season, Player: req.Player, QuestionID: req.Question}
+	}
+	if req.atNow && req.At < card.LastReview {
+		// Another sidecar's clock (or a review a moment ago) is slightly ahead.
+		req.At = card.LastReview
 	}
 	if req.At < card.LastReview {
 		return ReviewResult{}, fmt.Errorf("%w (at %d, last review %d)", srs.ErrReviewTooOld, req.At, card.LastReview)
@@ -165,12 +228,9 @@ func (e *Engine) result(sched *fsrs.Scheduler, r srs.Review) ReviewResult {
 }
 
 // reviewInStore is the review path without the cache (season cache off, or
-// Safe Mode): the card state comes from the store plus the local queue, and
-// reviews of one card are serialised in this sidecar.
+// Safe Mode): the card state comes from the store plus the local queue.
+// The caller holds the card's lock.
 func (e *Engine) reviewInStore(ctx context.Context, sched *fsrs.Scheduler, req ReviewRequest) (ReviewResult, error) {
-	mu := e.cardLock(req.Season, req.Player, req.Question)
-	mu.Lock()
-	defer mu.Unlock()
 	card, found, err := e.storeCard(ctx, req.Season, req.Player, req.Question)
 	if err != nil {
 		return ReviewResult{}, err
@@ -179,6 +239,6 @@ func (e *Engine) reviewInStore(ctx context.Context, sched *fsrs.Scheduler, req R
 	if err != nil {
 		return ReviewResult{}, err
 	}
-	res.Wait, err = e.journal.Append(res.Review)
+	res.Wait, err = e.append(res.Review)
 	return res, err
 }

@@ -16,6 +16,24 @@ import (
 // readable when srs.Review gains or renames fields: bump the version then.
 const payloadVersion = 1
 
+// payloadCancel starts a cancel record: the byte, then the uvarint sequence
+// number of an earlier entry that must not be drained (its review lost a
+// compare-and-set and was never acknowledged).
+const payloadCancel = 0xCA
+
+func encodeCancel(seq uint64) []byte {
+	return binary.AppendUvarint([]byte{payloadCancel}, seq)
+}
+
+// decodeCancel returns the cancelled sequence number of a cancel record.
+func decodeCancel(p []byte) (uint64, bool) {
+	if len(p) < 2 || p[0] != payloadCancel {
+		return 0, false
+	}
+	seq, n := binary.Uvarint(p[1:])
+	return seq, n > 0 && n == len(p)-1
+}
+
 var errTruncatedPayload = errors.New("truncated payload")
 
 func encodeEntry(dst []byte, appendedAt int64, r srs.Review) []byte {

@@ -105,7 +105,15 @@ func (q *Queue) nextBatch(ctx context.Context) []*entry {
 	for {
 		var batch []*entry
 		q.mu.RLock()
+		// Only the entries before the first held one: a held review's
+		// outcome is not decided yet, and order must be kept.
 		n := min(len(q.entries), q.cfg.BatchSize)
+		for i, e := range q.entries[:n] {
+			if e.held {
+				n = i
+				break
+			}
+		}
 		if n == q.cfg.BatchSize || n > 0 && filled {
 			batch = slices.Clone(q.entries[:n])
 		}

@@ -33,6 +33,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,6 +64,7 @@ type entry struct {
 	review srs.Review
 	size   int64     // frame bytes in the log
 	at     time.Time // when it was appended
+	held   bool      // written, but not to be drained until Release
 }
 
 type userKey struct{ season, player string }
@@ -97,6 +99,7 @@ type Queue struct {
 	entries    []*entry // append order
 	byUser     map[userKey][]*entry
 	byID       map[reviewKey]*entry
+	held       map[Ticket]*entry // entries awaiting Release or Cancel
 	seasons    map[string]int
 	bytes      int64
 	drainedSeq uint64        // every entry up to here is drained
@@ -127,6 +130,7 @@ func Open(cfg Config) (*Queue, error) {
 		quit: make(chan struct{}), syncerDone: make(chan struct{}),
 		synced: make(chan struct{}), drainedCh: make(chan struct{}),
 		byUser: map[userKey][]*entry{}, byID: map[reviewKey]*entry{}, seasons: map[string]int{},
+		held: map[Ticket]*entry{},
 	}
 	if err := q.open(); err != nil {
 		return nil, errors.Join(err, q.closeFiles())
@@ -211,6 +215,52 @@ func (q *Queue) open() (err error) {
 // acknowledged. After an fsync failure every Append fails: the log can no
 // longer prove what it holds.
 func (q *Queue) Append(r srs.Review) (Ticket, error) {
+	return q.append(r, false)
+}
+
+// Hold is Append for a review whose outcome is not decided yet: the entry is
+// written at once (so a crash after the caller acts on it still finds it),
+// but the drainer, Pending and PendingReview ignore it until Release. Cancel
+// withdraws it. The review path holds its entry across the cache's
+// compare-and-set, which can lose to a concurrent review.
+func (q *Queue) Hold(r srs.Review) (Ticket, error) {
+	return q.append(r, true)
+}
+
+// Release makes a held entry an ordinary pending entry.
+func (q *Queue) Release(t Ticket) {
+	q.mu.Lock()
+	if e, ok := q.held[t]; ok {
+		e.held = false
+		delete(q.held, t)
+	}
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Cancel withdraws a held entry: it writes a cancel record (so recovery drops
+// the entry too) and forgets the entry. An error means the cancel record was
+// not written; the entry stays held in this process and would be recovered
+// after a restart.
+func (q *Queue) Cancel(t Ticket) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	e, ok := q.held[t]
+	if !ok {
+		return fmt.Errorf("writebehind: cancel: entry %d is not held", t)
+	}
+	if _, err := q.write(encodeCancel(e.seq)); err != nil {
+		return fmt.Errorf("writebehind: cancel: %w", err)
+	}
+	delete(q.held, t)
+	q.remove(e)
+	return nil
+}
+
+func (q *Queue) append(r srs.Review, held bool) (Ticket, error) {
 	at := q.cfg.Now()
 	payload := encodeEntry(nil, at.UnixMilli(), r)
 	if len(payload) > maxPayload {
@@ -219,37 +269,54 @@ func (q *Queue) Append(r srs.Review) (Ticket, error) {
 	size := int64(frameHeader + len(payload))
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if q.bytes+size > q.cfg.MaxBytes && !q.closed && q.failed == nil {
+		return 0, srs.ErrQueueFull
+	}
+	seq, err := q.write(payload)
+	if err != nil {
+		return 0, fmt.Errorf("writebehind: append: %w", err)
+	}
+	e := &entry{seq: seq, review: r, size: size, at: at, held: held}
+	q.index(e)
+	if held {
+		q.held[Ticket(seq)] = e
+	} else {
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
+	}
+	return Ticket(seq), nil
+}
+
+// write appends one frame to the log and returns its sequence number.
+// Called with q.mu held.
+func (q *Queue) write(payload []byte) (uint64, error) {
 	switch {
 	case q.closed:
 		return 0, errClosed
 	case q.failed != nil:
 		return 0, q.failed
-	case q.bytes+size > q.cfg.MaxBytes:
-		return 0, srs.ErrQueueFull
 	}
 	if q.tailSize >= q.cfg.segmentSize {
 		if err := q.rotate(); err != nil {
-			return 0, fmt.Errorf("writebehind: append: %w", err)
+			return 0, err
 		}
 	}
 	seq := q.nextSeq
-	if n, err := q.file.Write(appendFrame(make([]byte, 0, size), seq, payload)); err != nil {
+	frame := appendFrame(make([]byte, 0, frameHeader+len(payload)), seq, payload)
+	if n, err := q.file.Write(frame); err != nil {
 		if n > 0 {
 			// Take the partial frame back, or later entries would follow damage.
 			if terr := q.file.Truncate(q.tailSize); terr != nil {
 				q.fail(fmt.Errorf("writebehind: cannot remove a partial entry from %s: %w", q.file.Name(), terr))
 			}
 		}
-		return 0, fmt.Errorf("writebehind: append: %w", err)
+		return 0, err
 	}
-	q.tailSize += size
+	q.tailSize += int64(len(frame))
 	q.nextSeq++
-	q.index(&entry{seq: seq, review: r, size: size, at: at})
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
-	return Ticket(seq), nil
+	return seq, nil
 }
 
 // Wait returns nil once the entry of t is durable: under FsyncAlways after an
@@ -301,9 +368,22 @@ func (q *Queue) Pending(season, player string) []srs.Review {
 	if len(es) == 0 {
 		return nil
 	}
-	out := make([]srs.Review, len(es))
-	for i, e := range es {
-		out[i] = e.review
+	out := make([]srs.Review, 0, len(es))
+	for _, e := range es {
+		if !e.held {
+			out = append(out, e.review)
+		}
+	}
+	return out
+}
+
+// PendingUsers lists the user-seasons with undrained reviews, each once.
+func (q *Queue) PendingUsers() [][2]string {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	out := make([][2]string, 0, len(q.byUser))
+	for u := range q.byUser {
+		out = append(out, [2]string{u.season, u.player})
 	}
 	return out
 }
@@ -313,7 +393,7 @@ func (q *Queue) PendingReview(season, reviewID string) (srs.Review, bool) {
 	q.mu.RLock()
 	defer q.mu.RUnlock()
 	e, ok := q.byID[reviewKey{season, reviewID}]
-	if !ok {
+	if !ok || e.held {
 		return srs.Review{}, false
 	}
 	return e.review, true
@@ -405,13 +485,29 @@ func (q *Queue) index(e *entry) {
 
 // unindex removes the oldest pending entry, e. Called with q.mu held.
 func (q *Queue) unindex(e *entry) {
-	r := e.review
 	q.entries[0] = nil
 	q.entries = q.entries[1:]
+	q.unindexUser(e)
+}
+
+// remove takes a cancelled entry out of the pending index wherever it is
+// (held entries are near the tail). Called with q.mu held.
+func (q *Queue) remove(e *entry) {
+	if i := slices.Index(q.entries, e); i >= 0 {
+		q.entries = slices.Delete(q.entries, i, i+1)
+	}
+	q.unindexUser(e)
+}
+
+func (q *Queue) unindexUser(e *entry) {
+	r := e.review
 	uk := userKey{r.Season, r.Player}
-	if es := q.byUser[uk]; len(es) > 1 {
-		es[0] = nil
-		q.byUser[uk] = es[1:]
+	es := q.byUser[uk]
+	if i := slices.Index(es, e); i >= 0 {
+		es = slices.Delete(es, i, i+1)
+	}
+	if len(es) > 0 {
+		q.byUser[uk] = es
 	} else {
 		delete(q.byUser, uk)
 	}

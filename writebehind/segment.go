@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -193,7 +194,9 @@ func (rec *recovered) readSegment(s segment, isLast bool) error {
 		if seq != want {
 			return fmt.Errorf("writebehind: %s: offset %d holds entry %d where entry %d belongs", s.path, off, seq, want)
 		}
-		if seq > rec.drained {
+		if target, ok := decodeCancel(payload); ok {
+			rec.cancel(target)
+		} else if seq > rec.drained {
 			at, r, err := decodeEntry(payload)
 			if err != nil {
 				return fmt.Errorf("writebehind: %s: entry %d at offset %d: %w", s.path, seq, off, err)
@@ -204,6 +207,17 @@ func (rec *recovered) readSegment(s segment, isLast bool) error {
 		off += size
 	}
 	return nil
+}
+
+// cancel drops the recovered entry with sequence number target, if present
+// (a cancelled entry already behind the checkpoint was never drained either).
+func (rec *recovered) cancel(target uint64) {
+	for i := len(rec.entries) - 1; i >= 0; i-- {
+		if rec.entries[i].seq == target {
+			rec.entries = slices.Delete(rec.entries, i, i+1)
+			return
+		}
+	}
 }
 
 // readCheckpoint returns 0 and no error when there is no checkpoint yet, and

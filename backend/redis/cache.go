@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -198,7 +200,61 @@ func (c *Cache) Load(ctx context.Context, season, player string, cards []srs.Car
 	if err != nil {
 		return false, fmt.Errorf("redis load: %w", err)
 	}
+	// The season registry lists the users cached for a season, so a season's
+	// keys can be counted and cleared without scanning the keyspace. It is a
+	// superset: users whose entries expired stay until the season is cleared.
+	if err := c.rdb.SAdd(ctx, c.registryKey(season), player).Err(); err != nil {
+		return false, fmt.Errorf("redis season registry: %w", err)
+	}
 	return n == 1, nil
+}
+
+// registryKey is the set of players cached for a season (its own slot).
+func (c *Cache) registryKey(season string) string {
+	return c.opts.Prefix + ":season:{" + season + "}:users"
+}
+
+// CachedUsers counts the users registered in each season's registry.
+func (c *Cache) CachedUsers(ctx context.Context, seasons []string) (map[string]int64, error) {
+	out := make(map[string]int64, len(seasons))
+	for _, s := range seasons {
+		n, err := c.rdb.SCard(ctx, c.registryKey(s)).Result()
+		if err != nil {
+			return nil, fmt.Errorf("redis registry of %s: %w", s, err)
+		}
+		if n > 0 {
+			out[s] = n
+		}
+	}
+	return out, nil
+}
+
+// MemoryUsed is the upstream's used_memory in bytes, summed over shards.
+func (c *Cache) MemoryUsed(ctx context.Context) (int64, error) {
+	var total atomic.Int64
+	read := func(ctx context.Context, client *goredis.Client) error {
+		info, err := client.Info(ctx, "memory").Result()
+		if err != nil {
+			return err
+		}
+		for _, line := range strings.Split(info, "\r\n") {
+			if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					return fmt.Errorf("used_memory %q: %w", v, err)
+				}
+				total.Add(n)
+			}
+		}
+		return nil
+	}
+	var err error
+	if cc, ok := c.rdb.(*goredis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, read)
+	} else {
+		err = read(ctx, c.rdb.(*goredis.Client))
+	}
+	return total.Load(), err
 }
 
 // SwapResult is the outcome of Swap.

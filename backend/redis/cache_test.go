@@ -166,3 +166,21 @@ func TestEmptyUserIsLoaded(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestRegistryAndMemory(t *testing.T) {
+	t.Parallel()
+	c := testCache(t)
+	ctx := context.Background()
+	for _, p := range []string{"a", "b", "a"} {
+		if _, err := c.Load(ctx, "SEASON-2026-R", p, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := c.CachedUsers(ctx, []string{"SEASON-2026-R", "SEASON-2026-NONE"})
+	if err != nil || got["SEASON-2026-R"] != 2 || len(got) != 1 {
+		t.Fatalf("registry: %v %v", got, err)
+	}
+	if n, err := c.MemoryUsed(ctx); err != nil || n <= 0 {
+		t.Fatalf("memory: %d %v", n, err)
+	}
+}

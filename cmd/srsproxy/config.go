@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -34,6 +35,15 @@ type Config struct {
 	LogFormat       string        // text | json
 	LogLevel        string        // debug | info | warn | error
 	ShutdownTimeout time.Duration // bound on the drain at shutdown
+
+	RedisTimeout     time.Duration // read/write timeout of upstream calls
+	BreakerFailures  int           // consecutive availability failures that open the breaker
+	BreakerOpen      time.Duration // time open before a half-open probe
+	SafeTop          int           // SRS.DUE items in Safe Mode (5–10)
+	SafeRPM          int           // Safe Mode requests per minute of this sidecar
+	SafeUserInterval time.Duration // per-user interval in Safe Mode
+	SafeWait         time.Duration // how long an over-budget request may wait
+	AlertWebhook     string        // Slack-compatible webhook for Safe Mode alerts
 }
 
 // withDefaults fills unset fields.
@@ -53,6 +63,13 @@ func (c Config) withDefaults() Config {
 	c.LogFormat = cmp.Or(c.LogFormat, "text")
 	c.LogLevel = cmp.Or(c.LogLevel, "info")
 	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, 10*time.Second)
+	c.RedisTimeout = cmp.Or(c.RedisTimeout, 250*time.Millisecond)
+	c.BreakerFailures = cmp.Or(c.BreakerFailures, 5)
+	c.BreakerOpen = cmp.Or(c.BreakerOpen, 5*time.Second)
+	c.SafeTop = cmp.Or(c.SafeTop, 10)
+	c.SafeRPM = cmp.Or(c.SafeRPM, 500)
+	c.SafeUserInterval = cmp.Or(c.SafeUserInterval, 30*time.Second)
+	c.SafeWait = cmp.Or(c.SafeWait, 2*time.Second)
 	if c.SidecarID == "" {
 		host, _ := os.Hostname()
 		_, port, _ := net.SplitHostPort(c.Listen)
@@ -88,6 +105,17 @@ func (c Config) Validate() error {
 	check(c.CacheTTL >= time.Minute, "--cache-ttl must be at least 1m, got %s", c.CacheTTL)
 	check(c.LogFormat == "text" || c.LogFormat == "json", "--log-format must be text or json, got %q", c.LogFormat)
 	check(c.ShutdownTimeout > 0, "--shutdown-timeout must be positive")
+	check(c.RedisTimeout >= 10*time.Millisecond && c.RedisTimeout <= 10*time.Second, "--redis-timeout must be in [10ms, 10s], got %s", c.RedisTimeout)
+	check(c.BreakerFailures >= 1 && c.BreakerFailures <= 1000, "--breaker-failures must be in [1, 1000], got %d", c.BreakerFailures)
+	check(c.BreakerOpen >= 100*time.Millisecond, "--breaker-open must be at least 100ms, got %s", c.BreakerOpen)
+	check(c.SafeTop >= 5 && c.SafeTop <= 10, "--safe-top must be in [5, 10], got %d", c.SafeTop)
+	check(c.SafeRPM >= 1, "--safe-rpm must be positive, got %d", c.SafeRPM)
+	check(c.SafeUserInterval >= 0, "--safe-user-interval must not be negative")
+	check(c.SafeWait >= 0 && c.SafeWait <= time.Minute, "--safe-wait must be in [0, 1m], got %s", c.SafeWait)
+	if c.AlertWebhook != "" {
+		u, err := url.Parse(c.AlertWebhook)
+		check(err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "", "--alert-webhook %q: want an http(s) URL", c.AlertWebhook)
+	}
 	var lvl levelFlag
 	check(lvl.Set(c.LogLevel) == nil, "--log-level must be debug, info, warn or error, got %q", c.LogLevel)
 	if c.Users != "" {
@@ -178,6 +206,14 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&c.LogFormat, "log-format", "", "text or json (default text)")
 	fs.StringVar(&c.LogLevel, "log-level", "", "debug, info, warn or error (default info)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 0, "how long shutdown drains the queue before leaving the rest on disk (default 10s)")
+	fs.DurationVar(&c.RedisTimeout, "redis-timeout", 0, "read/write timeout of upstream Redis calls (default 250ms)")
+	fs.IntVar(&c.BreakerFailures, "breaker-failures", 0, "consecutive upstream failures that open the breaker into Safe Mode (default 5)")
+	fs.DurationVar(&c.BreakerOpen, "breaker-open", 0, "time the breaker stays open before a half-open probe (default 5s)")
+	fs.IntVar(&c.SafeTop, "safe-top", 0, "SRS.DUE items served in Safe Mode, 5-10 (default 10)")
+	fs.IntVar(&c.SafeRPM, "safe-rpm", 0, "Safe Mode requests per minute of this sidecar: the system-wide budget divided by the number of sidecars (default 500)")
+	fs.DurationVar(&c.SafeUserInterval, "safe-user-interval", 0, "Safe Mode: one request per user per interval (default 30s)")
+	fs.DurationVar(&c.SafeWait, "safe-wait", 0, "Safe Mode: how long an over-budget request waits before BUSY (default 2s)")
+	fs.StringVar(&c.AlertWebhook, "alert-webhook", "", "Slack-compatible webhook told when Safe Mode is entered and left")
 
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {

@@ -20,7 +20,9 @@ import (
 	"github.com/srsproxy/srsproxy/commands"
 	"github.com/srsproxy/srsproxy/engine"
 	"github.com/srsproxy/srsproxy/proxy"
+	"github.com/srsproxy/srsproxy/safemode"
 	"github.com/srsproxy/srsproxy/srs"
+	"github.com/srsproxy/srsproxy/telemetry"
 	"github.com/srsproxy/srsproxy/writebehind"
 )
 
@@ -56,13 +58,16 @@ type Main struct {
 	Config Config
 	Log    *slog.Logger
 
-	store  *mariadb.Store
-	queue  *writebehind.Queue
-	cache  *rcache.Cache
-	engine *engine.Engine
-	server *proxy.Server
-	admin  *http.Server
-	done   chan error
+	store   *mariadb.Store
+	queue   *writebehind.Queue
+	cache   *rcache.Cache
+	engine  *engine.Engine
+	alerter *safemode.Alerter
+	tel     *telemetry.Telemetry
+	server  *proxy.Server
+	admin   *http.Server
+	done    chan error
+	started time.Time
 }
 
 // ParseFlags reads the configuration from args and the environment.
@@ -85,29 +90,30 @@ func newLogger(c Config) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
 }
 
-// journal adapts the write-behind queue to the engine.
-type journal struct{ q *writebehind.Queue }
+// journal adapts the write-behind queue's ticket type to the engine.
+type journal struct{ *writebehind.Queue }
 
-func (j journal) Append(r srs.Review) (func(context.Context) error, error) {
-	t, err := j.q.Append(r)
-	if err != nil {
-		return nil, err
-	}
-	return func(ctx context.Context) error { return j.q.Wait(ctx, t) }, nil
+func (j journal) Hold(r srs.Review) (uint64, error) {
+	t, err := j.Queue.Hold(r)
+	return uint64(t), err
 }
 
-func (j journal) Pending(season, player string) []srs.Review { return j.q.Pending(season, player) }
-
-func (j journal) PendingReview(season, id string) (srs.Review, bool) {
-	return j.q.PendingReview(season, id)
+func (j journal) Release(t uint64)      { j.Queue.Release(writebehind.Ticket(t)) }
+func (j journal) Cancel(t uint64) error { return j.Queue.Cancel(writebehind.Ticket(t)) }
+func (j journal) Wait(ctx context.Context, t uint64) error {
+	return j.Queue.Wait(ctx, writebehind.Ticket(t))
 }
 
 // Run opens the store, the queue and the cache, then starts serving. It
 // returns once the listeners are up; Close shuts everything down in order.
 func (m *Main) Run(ctx context.Context) (err error) {
 	c := m.Config.withDefaults()
+	m.started = time.Now()
 	if m.Log == nil {
 		m.Log = newLogger(c)
+	}
+	if m.tel, err = telemetry.New(ctx, "srsproxy", Version); err != nil {
+		return err
 	}
 	if m.store, err = mariadb.Open(ctx, c.MySQL, m.Log); err != nil {
 		return fmt.Errorf("mysql: %w", err)
@@ -117,19 +123,40 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		fsync = writebehind.FsyncInterval
 	}
 	m.queue, err = writebehind.Open(writebehind.Config{
-		Dir: c.QueueDir, Fsync: fsync, FsyncInterval: c.FsyncInterval, MaxBytes: c.QueueMaxBytes, Logger: m.Log,
+		Dir: c.QueueDir, Fsync: fsync, FsyncInterval: c.FsyncInterval, MaxBytes: c.QueueMaxBytes,
+		Logger: m.Log, Meter: m.tel.Meter,
 	})
 	if err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
 	m.queue.Start(context.WithoutCancel(ctx), m.store)
-	if m.cache, err = rcache.New(rcache.Options{Addrs: c.Redis, Password: c.RedisPassword, Prefix: c.RedisPrefix, TTL: c.CacheTTL}); err != nil {
+	m.cache, err = rcache.New(rcache.Options{
+		Addrs: c.Redis, Password: c.RedisPassword, Prefix: c.RedisPrefix, TTL: c.CacheTTL,
+		ReadTimeout: c.RedisTimeout, WriteTimeout: c.RedisTimeout, DialTimeout: 2 * c.RedisTimeout,
+	})
+	if err != nil {
 		return fmt.Errorf("redis: %w", err)
 	}
 	if err := m.cache.LoadScripts(ctx); err != nil {
 		m.Log.Warn("upstream redis not reachable at start; scripts load on first use", "err", err)
 	}
-	m.engine = engine.New(m.cache, m.store, journal{m.queue}, engine.Config{Sidecar: c.SidecarID, Logger: m.Log})
+	m.alerter = safemode.NewAlerter(safemode.AlerterConfig{URL: c.AlertWebhook, Sidecar: c.SidecarID, Logger: m.Log})
+	m.alerter.Start(context.WithoutCancel(ctx))
+	limiter := safemode.NewLimiter(safemode.LimiterConfig{PerMinute: c.SafeRPM, UserInterval: c.SafeUserInterval, MaxWait: c.SafeWait})
+	m.engine, err = engine.New(m.cache, m.store, journal{m.queue}, engine.Config{
+		Sidecar: c.SidecarID, Logger: m.Log, Meter: m.tel.Meter,
+		SafeMode: engine.SafeModeConfig{
+			Failures: uint32(c.BreakerFailures), OpenFor: c.BreakerOpen, Top: c.SafeTop, Limiter: limiter,
+			Unavailable: rcache.IsUnavailable, Ping: m.cache.Ping, OnChange: m.safeModeChanged,
+		},
+	})
+	if err != nil {
+		return err
+	}
+	// Recovered entries may or may not have reached the cache before the
+	// last process stopped: reload those users before serving them from it.
+	m.engine.MarkStale(m.queue.PendingUsers())
+	m.engine.Start(context.WithoutCancel(ctx))
 
 	pcfg := proxy.Config{Addr: c.Listen, RequirePass: c.RequirePass, Version: Version, Logger: m.Log}
 	if c.Users != "" {
@@ -138,7 +165,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	}
 	mux := proxy.NewMux()
-	commands.Register(mux, m.engine, m.Log)
+	err = commands.Register(mux, m.engine, commands.Options{Logger: m.Log, Meter: m.tel.Meter, Tracer: m.tel.Tracer, Status: m.status})
+	if err != nil {
+		return err
+	}
 	if m.server, err = proxy.NewServer(pcfg, mux); err != nil {
 		return err
 	}
@@ -154,8 +184,56 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	}
 	m.Log.Info("srsproxy serving", "listen", ln.Addr().String(), "redis", c.Redis, "queue", c.QueueDir,
-		"fsync", c.Fsync, "sidecar", c.SidecarID, "version", Version)
+		"fsync", c.Fsync, "sidecar", c.SidecarID, "version", Version, "tracing", m.tel.Tracing())
 	return nil
+}
+
+// safeModeChanged tells operators at once: an ERROR log line and a webhook
+// alert (the metric is the engine's srsproxy_safe_mode gauge).
+func (m *Main) safeModeChanged(entered bool, since time.Time) {
+	c := m.Config.withDefaults()
+	if entered {
+		m.Log.Error("SAFE MODE entered: upstream Redis unavailable; SRS.DUE served from MariaDB under rate limits",
+			"sidecar", c.SidecarID, "redis", c.Redis, "since", since)
+		m.alerter.Alert("safe_mode_entered", fmt.Sprintf(":rotating_light: srsproxy %s entered Safe Mode at %s: upstream Redis %v unavailable; SRS.DUE is served from MariaDB (top %d, %d req/min).",
+			c.SidecarID, since.UTC().Format(time.RFC3339), c.Redis, c.SafeTop, c.SafeRPM))
+		return
+	}
+	m.Log.Error("SAFE MODE left: upstream Redis is back; stale cache entries invalidated",
+		"sidecar", c.SidecarID, "lasted", time.Since(since).Round(time.Millisecond))
+	m.alerter.Alert("safe_mode_left", fmt.Sprintf(":white_check_mark: srsproxy %s left Safe Mode after %s; serving from Redis again.",
+		c.SidecarID, time.Since(since).Round(time.Second)))
+}
+
+// status gathers SRS.STATUS.
+func (m *Main) status(ctx context.Context) (commands.Status, error) {
+	c := m.Config.withDefaults()
+	q := m.queue.Stats()
+	st := commands.Status{
+		BreakerState: m.engine.BreakerState(), SafeModeSince: m.engine.SafeModeSince(),
+		QueueDepth: q.Depth, QueueBytes: q.Bytes, QueueOldest: q.OldestAge, DrainLag: q.LastDrainLag,
+		Drained: q.Drained, DeadLetters: q.DeadLetters, CacheMemory: -1,
+		Version: Version, Uptime: time.Since(m.started), Sidecar: c.SidecarID,
+	}
+	pctx, cancel := context.WithTimeout(ctx, c.RedisTimeout)
+	defer cancel()
+	st.RedisConnected = m.cache.Ping(pctx) == nil
+	if !st.RedisConnected {
+		return st, nil
+	}
+	if n, err := m.cache.MemoryUsed(ctx); err == nil {
+		st.CacheMemory = n
+	}
+	seasons, err := m.store.Seasons(ctx)
+	if err != nil {
+		return st, err
+	}
+	names := make([]string, len(seasons))
+	for i, s := range seasons {
+		names[i] = s.Name
+	}
+	st.CachedUsers, err = m.cache.CachedUsers(ctx, names)
+	return st, err
 }
 
 // Addr is the RESP listen address (useful with port 0).
@@ -164,15 +242,22 @@ func (m *Main) Addr() string { return m.server.Addr().String() }
 func (m *Main) startAdmin(addr string) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.Handle("/metrics", m.tel.Metrics)
+	// Ready = MariaDB answers (its schema was migrated at start) and either
+	// Redis answers or Safe Mode is serving without it.
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 		defer cancel()
 		if err := m.store.Ping(ctx); err != nil {
-			http.Error(w, "mysql: "+err.Error(), http.StatusServiceUnavailable)
+			http.Error(w, "not ready: mysql: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		if !m.engine.SafeModeSince().IsZero() {
+			fmt.Fprintln(w, "ready (safe mode: serving from MariaDB)")
 			return
 		}
 		if err := m.cache.Ping(ctx); err != nil {
-			http.Error(w, "redis: "+err.Error(), http.StatusServiceUnavailable)
+			http.Error(w, "not ready: redis: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ready")
@@ -203,6 +288,9 @@ func (m *Main) Close() error {
 			errs = append(errs, err)
 		}
 	}
+	if m.engine != nil {
+		m.engine.Stop()
+	}
 	if m.queue != nil {
 		if err := m.queue.Flush(ctx); err != nil {
 			m.Log.Warn("queue not fully drained at shutdown; the rest is kept on disk", "err", err, "pending", m.queue.Stats().Depth)
@@ -214,6 +302,12 @@ func (m *Main) Close() error {
 	}
 	if m.store != nil {
 		errs = append(errs, m.store.Close())
+	}
+	if m.alerter != nil {
+		m.alerter.Stop()
+	}
+	if m.tel != nil {
+		errs = append(errs, m.tel.Shutdown(ctx))
 	}
 	return errors.Join(errs...)
 }

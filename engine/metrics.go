@@ -1,0 +1,37 @@
+package engine
+
+import (
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// engineMetrics are the engine's instruments.
+type engineMetrics struct {
+	hit, miss      metric.MeasurementOption // attribute sets of cacheReads
+	cacheReads     metric.Int64Counter
+	loads          metric.Int64Counter
+	safeServed     metric.Int64Counter
+	safeRejections metric.Int64Counter
+}
+
+func newEngineMetrics(m metric.Meter) (engineMetrics, error) {
+	var em engineMetrics
+	var err error
+	em.hit = metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "hit")))
+	em.miss = metric.WithAttributeSet(attribute.NewSet(attribute.String("result", "miss")))
+	if em.cacheReads, err = m.Int64Counter("srsproxy_cache_reads",
+		metric.WithDescription("cache reads of a user-season by result: hit, or miss (followed by a lazy load)")); err != nil {
+		return em, err
+	}
+	if em.loads, err = m.Int64Counter("srsproxy_cache_lazy_loads",
+		metric.WithDescription("user-seasons loaded from MariaDB into the cache")); err != nil {
+		return em, err
+	}
+	if em.safeServed, err = m.Int64Counter("srsproxy_safe_mode_requests",
+		metric.WithDescription("requests served from MariaDB while the breaker was not closed")); err != nil {
+		return em, err
+	}
+	em.safeRejections, err = m.Int64Counter("srsproxy_safe_mode_rejections",
+		metric.WithDescription("SRS.DUE requests refused by Safe Mode's rate limits"))
+	return em, err
+}
