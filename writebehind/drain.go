@@ -65,16 +65,21 @@ func (q *Queue) Stop() {
 // returns ctx's error with what remains, or an error when no drainer runs.
 func (q *Queue) Flush(ctx context.Context) error {
 	q.mu.RLock()
-	target, done := q.nextSeq-1, q.drainDone
+	done := q.drainDone
+	var target uint64 // the last pending entry; cancel records are never drained
+	if n := len(q.entries); n > 0 {
+		target = q.entries[n-1].seq
+	}
 	q.mu.RUnlock()
 	if done == nil {
 		return errors.New("writebehind: flush: the drainer was not started")
 	}
 	for {
 		q.mu.RLock()
-		drained, progress, depth := q.drainedSeq, q.drainedCh, len(q.entries)
+		progress, depth := q.drainedCh, len(q.entries)
+		finished := depth == 0 || q.entries[0].seq > target
 		q.mu.RUnlock()
-		if drained >= target {
+		if finished {
 			return nil
 		}
 		select {
