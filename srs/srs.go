@@ -125,6 +125,18 @@ func DefaultSchedulerConfig() SchedulerConfig {
 	}
 }
 
+// ArchiveState is where a season is in its archive lifecycle.
+type ArchiveState string
+
+// Archive states. From ArchiveInProgress on, the season takes no reviews and
+// no due reads (invariant 5).
+const (
+	ArchiveNone       ArchiveState = ""          // live
+	ArchiveInProgress ArchiveState = "archiving" // marked; partitions being moved
+	ArchiveDone       ArchiveState = "archived"  // cards and log live in archive tables
+	ArchivePurged     ArchiveState = "purged"    // archive tables dropped on admin approval
+)
+
 // Season is an academic period whose cards live in their own partition.
 type Season struct {
 	Name             string
@@ -133,7 +145,9 @@ type Season struct {
 	PartitionCreated bool
 	EnableCache      bool
 	AutoArchive      bool
-	ArchivedAt       time.Time // zero while not archived
+	Archive          ArchiveState
+	ArchivedAt       time.Time // when archiving started; zero while live
+	PurgeEligible    bool      // the archive is past retention; SRS.ARCHIVE PURGE may drop it
 	CreatedAt        time.Time
 	Scheduler        SchedulerConfig
 }
