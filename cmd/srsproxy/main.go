@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -243,6 +244,10 @@ func (m *Main) startAdmin(addr string) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.Handle("/metrics", m.tel.Metrics)
+	// Profiles of the hot path (srsbench fetches CPU profiles under load).
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	// Ready = MariaDB answers (its schema was migrated at start) and either
 	// Redis answers or Safe Mode is serving without it.
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
