@@ -116,5 +116,44 @@ end
 return 1
 `)
 
-// allScripts are loaded on every connection's server at start.
-var allScripts = []*goredis.Script{dueScript, readScript, loadScript, swapScript}
+
+
+// userScript: KEYS card hash, due set. Returns {0} when not loaded, else
+// {1, {id, value, ...}} of every cached card (the markers left out).
+var userScript = goredis.NewScript(loadedCheck + `
+local c, d = KEYS[1], KEYS[2]
+if not loaded(c, d) then return {0} end
+local all = redis.call('HGETALL', c)
+local out = {}
+for i = 1, #all, 2 do
+  if all[i] ~= '' then
+    out[#out + 1] = all[i]
+    out[#out + 1] = all[i + 1]
+  end
+end
+return {1, out}
+`)
+
+// putScript: KEYS card hash, due set; ARGV ttl ms, then (id, expected value
+// or "", new value, due) quadruples. Writes each card whose cached value is
+// still the expected one; a card a review changed meanwhile is left alone.
+// Returns the number written, or -1 when not loaded.
+var putScript = goredis.NewScript(loadedCheck + `
+local c, d = KEYS[1], KEYS[2]
+if not loaded(c, d) then return -1 end
+local n = 0
+for i = 2, #ARGV, 4 do
+  local cur = redis.call('HGET', c, ARGV[i])
+  if (cur or '') == ARGV[i + 1] then
+    redis.call('HSET', c, ARGV[i], ARGV[i + 2])
+    redis.call('ZADD', d, ARGV[i + 3], ARGV[i])
+    n = n + 1
+  end
+end
+redis.call('PEXPIRE', c, ARGV[1])
+redis.call('PEXPIRE', d, ARGV[1])
+return n
+`)
+
+// allScripts are loaded into every server's script cache at start.
+var allScripts = []*goredis.Script{dueScript, readScript, loadScript, swapScript, userScript, putScript}

@@ -1,0 +1,85 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/srsproxy/srsproxy/srs"
+)
+
+func TestUserCardsAndPut(t *testing.T) {
+	t.Parallel()
+	c := testCache(t)
+	ctx := context.Background()
+	if _, loaded, err := c.UserCards(ctx, "SEASON-2026", "u"); err != nil || loaded {
+		t.Fatalf("unloaded: %v %v", loaded, err)
+	}
+	a, b := card("q1", "m", 100), card("q2", "m", 200)
+	a.Player, b.Player = "u", "u"
+	if _, err := c.Load(ctx, "SEASON-2026", "u", []srs.Card{a}); err != nil {
+		t.Fatal(err)
+	}
+	got, loaded, err := c.UserCards(ctx, "SEASON-2026", "u")
+	if err != nil || !loaded || len(got) != 1 || got["q1"].Card != a {
+		t.Fatalf("user cards: %+v %v %v", got, loaded, err)
+	}
+	newer := a
+	newer.Reps, newer.Due = 9, 5000
+	n, err := c.PutIfUnchanged(ctx, "SEASON-2026", "u", []Put{
+		{Expected: got["q1"].Raw, Card: newer}, // still as read: written
+		{Expected: "", Card: b},                // absent as expected: written
+		{Expected: "stale", Card: a},           // changed since: left alone
+	})
+	if err != nil || n != 2 {
+		t.Fatalf("put: %d %v", n, err)
+	}
+	got, _, _ = c.UserCards(ctx, "SEASON-2026", "u")
+	if got["q1"].Card != newer || got["q2"].Card != b {
+		t.Fatalf("after put: %+v", got)
+	}
+	res, _ := c.Due(ctx, "SEASON-2026", "u", "", 1000, 10)
+	if res.Total != 1 || res.Cards[0].QuestionID != "q2" {
+		t.Fatalf("due set follows the put: %+v", res)
+	}
+}
+
+func TestLoadManySampleClear(t *testing.T) {
+	t.Parallel()
+	c := testCache(t)
+	ctx := context.Background()
+	if err := c.LoadScripts(ctx); err != nil {
+		t.Fatal(err)
+	}
+	users := map[string][]srs.Card{}
+	for i := range 30 {
+		p := fmt.Sprintf("u%d", i)
+		cd := card("q", "m", int64(i))
+		cd.Player = p
+		users[p] = []srs.Card{cd}
+	}
+	if _, err := c.Load(ctx, "SEASON-2026-C", "u0", users["u0"]); err != nil {
+		t.Fatal(err)
+	}
+	wrote, err := c.LoadMany(ctx, "SEASON-2026-C", users)
+	if err != nil || len(wrote) != 30 || wrote["u0"] || !wrote["u1"] {
+		t.Fatalf("load many: %v %v", wrote, err)
+	}
+	sample, err := c.SampleUsers(ctx, "SEASON-2026-C", 10)
+	if err != nil || len(sample) != 10 {
+		t.Fatalf("sample: %v %v", sample, err)
+	}
+	if _, err := c.Load(ctx, "SEASON-2026-OTHER", "u0", nil); err != nil {
+		t.Fatal(err)
+	}
+	n, err := c.ClearSeason(ctx, "SEASON-2026-C")
+	if err != nil || n != 30*2+1 { // card hash + due set per user, and the registry
+		t.Fatalf("clear: %d %v", n, err)
+	}
+	if res, _ := c.Due(ctx, "SEASON-2026-C", "u5", "", 10, 5); res.Loaded {
+		t.Fatal("a cleared user is still loaded")
+	}
+	if res, _ := c.Due(ctx, "SEASON-2026-OTHER", "u0", "", 10, 5); !res.Loaded {
+		t.Fatal("another season's user was cleared")
+	}
+}
