@@ -116,8 +116,6 @@ end
 return 1
 `)
 
-
-
 // userScript: KEYS card hash, due set. Returns {0} when not loaded, else
 // {1, {id, value, ...}} of every cached card (the markers left out).
 var userScript = goredis.NewScript(loadedCheck + `
