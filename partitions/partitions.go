@@ -1,5 +1,7 @@
 // Package partitions holds the DDL helpers for season partitions: the live
 // tables are LIST COLUMNS(season) partitioned, one partition per season.
+// Archiving a season moves its partition out to a table of its own with a
+// metadata-only operation (Convert); purging drops that table.
 //
 // Every identifier and season value that reaches DDL is checked against a
 // whitelist first (invariant 6): season names with srs.ValidSeasonName, schema
@@ -8,7 +10,9 @@ package partitions
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"regexp"
@@ -98,4 +102,116 @@ func Ensure(ctx context.Context, db *sql.DB, schema, table, season string) (crea
 		return false, fmt.Errorf("add partition %s to %s.%s: %w", part, schema, table, alterErr)
 	}
 	return true, nil
+}
+
+// ErrNotFound reports a season partition that is neither in its live table
+// nor already moved to its archive table (never created, or purged).
+var ErrNotFound = errors.New("partition not found in the live table and no archive table")
+
+// archiveMarker joins a live table name to its season in archive table names.
+const archiveMarker = "_archive_"
+
+// ArchiveTable returns the name of the table that holds a season's partition
+// of table once it is archived: ("cards", "SEASON-2026") gives
+// "cards_archive_SEASON_2026". Like Name, the mapping is one-to-one.
+//
+// A name that would pass MariaDB's 64-character limit (a long table and a
+// long season) is cut and ends in "_x" and 10 hex digits of the SHA-256 of
+// the season instead: still deterministic, and distinct from every uncut name
+// because valid season names hold no lower-case letter.
+// It returns srs.ErrInvalidSeasonName or ErrInvalidIdent.
+func ArchiveTable(table, season string) (string, error) {
+	if !ValidIdent(table) {
+		return "", fmt.Errorf("%w: %q", ErrInvalidIdent, table)
+	}
+	part, err := Name(season)
+	if err != nil {
+		return "", err
+	}
+	name := table + archiveMarker + strings.TrimPrefix(part, "p_")
+	if len(name) <= 64 {
+		return name, nil
+	}
+	sum := sha256.Sum256([]byte(season))
+	suffix := "_x" + hex.EncodeToString(sum[:])[:10]
+	keep := 64 - len(suffix)
+	if keep <= len(table)+len(archiveMarker) {
+		return "", fmt.Errorf("%w: table name %q too long for archive tables", ErrInvalidIdent, table)
+	}
+	return name[:keep] + suffix, nil
+}
+
+// TableExists reports whether schema.table exists, asking
+// information_schema.TABLES. It returns ErrInvalidIdent before any SQL, or
+// the database error.
+func TableExists(ctx context.Context, db *sql.DB, schema, table string) (bool, error) {
+	if !ValidIdent(schema) || !ValidIdent(table) {
+		return false, fmt.Errorf("%w: %q.%q", ErrInvalidIdent, schema, table)
+	}
+	return tableExists(ctx, db, schema, table)
+}
+
+func tableExists(ctx context.Context, db *sql.DB, schema, table string) (bool, error) {
+	var n int
+	err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM information_schema.TABLES
+		WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?`, schema, table).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("table %s.%s: %w", schema, table, err)
+	}
+	return n > 0, nil
+}
+
+// Convert moves the partition of season out of schema.table into its own
+// table, ArchiveTable(table, season), with
+//
+//	ALTER TABLE t CONVERT PARTITION p TO TABLE a
+//
+// (MariaDB 10.7 and later). The operation is metadata only: InnoDB renames
+// the partition's tablespace, no row is copied, so it costs the same for ten
+// rows or a hundred million. It waits for transactions using the table to end
+// (metadata lock), and statements that reach the season's partition after it
+// fail with error 1526.
+//
+// It is idempotent: when the partition is already gone and the archive table
+// exists, it returns moved=false and no error, as it does when a concurrent
+// caller moved it first. stmts holds the DDL it issued, for the caller's log.
+// It returns srs.ErrInvalidSeasonName or ErrInvalidIdent before any SQL,
+// ErrNotFound when neither the partition nor the archive table exists, or the
+// database error (e.g. 1050 when both exist).
+func Convert(ctx context.Context, db *sql.DB, schema, table, season string) (moved bool, stmts []string, err error) {
+	part, err := check(schema, table, season)
+	if err != nil {
+		return false, nil, err
+	}
+	archive, err := ArchiveTable(table, season)
+	if err != nil {
+		return false, nil, err
+	}
+	done := func() (bool, error) { // partition gone and archive present
+		ok, err := exists(ctx, db, schema, table, part)
+		if err != nil || ok {
+			return false, err
+		}
+		ok, err = tableExists(ctx, db, schema, archive)
+		if err != nil {
+			return false, err
+		}
+		if !ok {
+			return false, fmt.Errorf("convert %s of %s.%s: %w", part, schema, table, ErrNotFound)
+		}
+		return true, nil
+	}
+	if ok, err := done(); err != nil || ok {
+		return false, nil, err
+	}
+	ddl := fmt.Sprintf("ALTER TABLE %s.%s CONVERT PARTITION %s TO TABLE %s.%s",
+		QuoteIdent(schema), QuoteIdent(table), QuoteIdent(part), QuoteIdent(schema), QuoteIdent(archive))
+	stmts = []string{ddl}
+	if _, alterErr := db.ExecContext(ctx, ddl); alterErr != nil {
+		if ok, err := done(); err == nil && ok {
+			return false, stmts, nil // another caller moved it first
+		}
+		return false, stmts, fmt.Errorf("convert %s of %s.%s to %s: %w", part, schema, table, archive, alterErr)
+	}
+	return true, stmts, nil
 }

@@ -99,6 +99,12 @@ func TestInvalidRefusedBeforeSQL(t *testing.T) {
 		if _, err := partitions.Ensure(ctx, nil, "s", "t", name); !errors.Is(err, srs.ErrInvalidSeasonName) {
 			t.Errorf("Ensure(%q) err = %v", name, err)
 		}
+		if _, err := partitions.ArchiveTable("t", name); !errors.Is(err, srs.ErrInvalidSeasonName) {
+			t.Errorf("ArchiveTable(%q) err = %v", name, err)
+		}
+		if _, stmts, err := partitions.Convert(ctx, nil, "s", "t", name); !errors.Is(err, srs.ErrInvalidSeasonName) || stmts != nil {
+			t.Errorf("Convert(%q) = %q, %v", name, stmts, err)
+		}
 	}
 	for _, id := range []string{"", "a`b", "a b", "a.b", "a-b", strings.Repeat("a", 65)} {
 		if _, err := partitions.Ensure(ctx, nil, id, "t", "SEASON-2026"); !errors.Is(err, partitions.ErrInvalidIdent) {
@@ -106,6 +112,21 @@ func TestInvalidRefusedBeforeSQL(t *testing.T) {
 		}
 		if _, err := partitions.Exists(ctx, nil, "s", id, "SEASON-2026"); !errors.Is(err, partitions.ErrInvalidIdent) {
 			t.Errorf("Exists(table %q) err = %v", id, err)
+		}
+		if _, _, err := partitions.Convert(ctx, nil, id, "t", "SEASON-2026"); !errors.Is(err, partitions.ErrInvalidIdent) {
+			t.Errorf("Convert(schema %q) err = %v", id, err)
+		}
+		if _, _, err := partitions.Convert(ctx, nil, "s", id, "SEASON-2026"); !errors.Is(err, partitions.ErrInvalidIdent) {
+			t.Errorf("Convert(table %q) err = %v", id, err)
+		}
+		if _, err := partitions.ArchiveTable(id, "SEASON-2026"); !errors.Is(err, partitions.ErrInvalidIdent) {
+			t.Errorf("ArchiveTable(table %q) err = %v", id, err)
+		}
+		if _, err := partitions.TableExists(ctx, nil, "s", id); !errors.Is(err, partitions.ErrInvalidIdent) {
+			t.Errorf("TableExists(table %q) err = %v", id, err)
+		}
+		if _, err := partitions.TableExists(ctx, nil, id, "t"); !errors.Is(err, partitions.ErrInvalidIdent) {
+			t.Errorf("TableExists(schema %q) err = %v", id, err)
 		}
 	}
 }

@@ -140,3 +140,43 @@ func (s *Store) CardsWithReviews(ctx context.Context, fn func(c srs.Card) error)
 		page, err = s.queryCards(ctx, next, k.Season, k.Season, k.Player, k.Player, k.QuestionID, pageSize)
 	}
 }
+
+// cardsPageFirst and cardsPageNext are the keyset pages of CardsPage: a range
+// read of the primary key from the last key seen, never an OFFSET, so a page
+// deep into a 100-million-card season costs what the first one does. The
+// expanded OR form, unlike a row comparison, is a range scan in MariaDB.
+const (
+	cardsPageFirst = "SELECT " + cardColumns + ` FROM cards
+		WHERE season = ? ORDER BY player, question_id LIMIT ?`
+	cardsPageNext = "SELECT " + cardColumns + ` FROM cards
+		WHERE season = ? AND (player > ? OR (player = ? AND question_id > ?))
+		ORDER BY player, question_id LIMIT ?`
+)
+
+// CardsPage returns up to limit cards of a season in primary-key order
+// (player, question_id) strictly after (afterPlayer, afterQuestion); ("", "")
+// starts at the beginning. Pass the last card of a page to get the next; a
+// page shorter than limit is the last. Cache rebuilds stream a season with
+// it. A limit below 1 returns nothing.
+// It returns srs.ErrInvalidSeasonName (before any SQL) or the database error.
+func (s *Store) CardsPage(ctx context.Context, season, afterPlayer, afterQuestion string, limit int) ([]srs.Card, error) {
+	if !srs.ValidSeasonName(season) {
+		return nil, fmt.Errorf("%w: %q", srs.ErrInvalidSeasonName, season)
+	}
+	if limit < 1 {
+		return nil, nil
+	}
+	var (
+		cards []srs.Card
+		err   error
+	)
+	if afterPlayer == "" && afterQuestion == "" {
+		cards, err = s.queryCards(ctx, cardsPageFirst, season, limit)
+	} else {
+		cards, err = s.queryCards(ctx, cardsPageNext, season, afterPlayer, afterPlayer, afterQuestion, limit)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cards page of %s after %q/%q: %w", season, afterPlayer, afterQuestion, err)
+	}
+	return cards, nil
+}

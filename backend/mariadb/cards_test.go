@@ -3,6 +3,7 @@ package mariadb
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"reflect"
@@ -186,5 +187,89 @@ func TestCardsWithReviewsStreamsInKeyOrder(t *testing.T) {
 	})
 	if !errors.Is(err, stop) || n != 3 {
 		t.Errorf("CardsWithReviews stopped after %d with %v, want 3 and fn's error", n, err)
+	}
+}
+
+// TestCardsPage pages through a season in keyset order: every card exactly
+// once, in (player, question_id) order, other seasons left out, and the SQL a
+// primary-key range read with no OFFSET.
+func TestCardsPage(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newStore(t)
+	newSeason(t, s, season)
+	newSeason(t, s, "SEASON-2027")
+	seed(t, s, season, 1000)
+	seed(t, s, "SEASON-2027", 50)
+	// Byte order, not collation folding: "P" < "p", "q1" < "q1 " < "q10".
+	apply(t, s, review("x1", season, "P", "q1", 1, 1), review("x2", season, "p1", "q1 ", 1, 1),
+		review("x3", season, "p1", "é", 1, 1), review("x4", season, "p0", "Q", 1, 1))
+
+	var want []srs.Card
+	if all, err := s.queryCards(ctx, "SELECT "+cardColumns+" FROM cards WHERE season = ?", season); err != nil {
+		t.Fatal(err)
+	} else {
+		want = all
+	}
+	slices.SortFunc(want, func(a, b srs.Card) int {
+		return cmp.Or(strings.Compare(a.Player, b.Player), strings.Compare(a.QuestionID, b.QuestionID))
+	})
+	if len(want) != 1004 {
+		t.Fatalf("%d cards seeded", len(want))
+	}
+	for _, limit := range []int{1, 7, 1000, 1004, 5000} {
+		var (
+			got   []srs.Card
+			after srs.Card
+			pages int
+		)
+		for {
+			page, err := s.CardsPage(ctx, season, after.Player, after.QuestionID, limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pages++
+			got = append(got, page...)
+			if len(page) < limit {
+				break
+			}
+			after = page[len(page)-1]
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("limit %d: %d cards in %d pages, want the %d in key order", limit, len(got), pages, len(want))
+		}
+	}
+	if page, err := s.CardsPage(ctx, season, "", "", 0); err != nil || page != nil {
+		t.Errorf("limit 0 = %v, %v", page, err)
+	}
+
+	for _, q := range []string{cardsPageFirst, cardsPageNext} {
+		if strings.Contains(strings.ToUpper(q), "OFFSET") {
+			t.Errorf("page query uses OFFSET: %s", q)
+		}
+	}
+	// The optimizer reads the primary key from the last key: no sort, no scan from the start.
+	rows, err := s.DB().QueryContext(ctx, "EXPLAIN "+cardsPageNext, season, "p5", "p5", "q55", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	for rows.Next() {
+		vals := make([]sql.NullString, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		plan := map[string]string{}
+		for i, c := range cols {
+			plan[c] = vals[i].String
+		}
+		if plan["key"] != "PRIMARY" || plan["type"] != "range" || strings.Contains(plan["Extra"], "filesort") {
+			t.Errorf("EXPLAIN of the next page = %v; want a range read of PRIMARY without filesort", plan)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -59,8 +60,9 @@ func scanReview(row interface{ Scan(...any) error }) (srs.Review, error) {
 	return r, err
 }
 
-// upsertCard inserts cards or moves existing ones forward, never back: every
-// column takes the new value only if the new version is newer (a later
+// upsertCard inserts cards into the table its first %s names (cards, or an
+// archive table for late entries) or moves existing ones forward, never back:
+// every column takes the new value only if the new version is newer (a later
 // last_review, or the same one with more reps; srs.Schedule.NewerThan).
 //
 // MariaDB evaluates the assignments left to right and later ones see the
@@ -80,7 +82,7 @@ var upsertCard = func() string {
 		"updated_at = IF("+newer+", CURRENT_TIMESTAMP(3), updated_at)",
 		"reps = IF("+newer+", VALUES(reps), reps)",
 		"last_review = IF("+newer+", VALUES(last_review), last_review)")
-	return "INSERT INTO cards (" + cardColumns + ") VALUES %s ON DUPLICATE KEY UPDATE " + strings.Join(set, ", ")
+	return "INSERT INTO %s (" + cardColumns + ") VALUES %s ON DUPLICATE KEY UPDATE " + strings.Join(set, ", ")
 }()
 
 const cardPlaceholders = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
@@ -131,11 +133,23 @@ func checkReview(r srs.Review) error {
 //     repeated inside the batch, is skipped entirely (neither logged nor
 //     applied), so a replayed id is applied at most once.
 //   - Newer wins: a card row only moves to a later (last_review, reps).
-//   - Permanent rejections: reviews of an unknown season, of a season without
-//     a partition (MariaDB error 1526, e.g. archived), or with values the
-//     schema cannot hold are left out and the rest is committed; their batch
-//     indices come back in rejected, in ascending order, and are logged.
+//   - Late entries of an archived season: when a season's archive_state is
+//     archiving or archived and its partition has left a live table, its
+//     rows go to the season's archive table instead (partitions.ArchiveTable),
+//     with the same idempotency and newer-wins rules, in the same
+//     transaction. While the partition is still there they go to the live
+//     table and the partition move carries them. A partition that vanishes
+//     under a batch (the INSERT fails with 1526 after the move) or an archive
+//     table dropped under it (1146) makes the batch look again where each
+//     season's rows live and run again.
+//   - Permanent rejections: reviews of an unknown season, of a season with
+//     neither a partition nor (archiving or archived) an archive table, e.g.
+//     a purged one, or with values the schema cannot hold are left out and
+//     the rest is committed; their batch indices come back in rejected, in
+//     ascending order, and are logged.
 //
+// The fast path costs one lookup of the batch's seasons; only seasons being
+// or already archived cost more, and their routes are cached.
 // Deadlocks and races with another drainer over the same review id are
 // retried a few times. Any other failure rolls the whole batch back and
 // returns the database error with rejected nil; the caller retries later.
@@ -152,17 +166,24 @@ func (s *Store) ApplyReviews(ctx context.Context, batch []srs.Review) (rejected 
 			reject(i, err)
 		}
 	}
-	known, err := s.knownSeasons(ctx, batch, skip)
+	routes, err := s.batchRoutes(ctx, batch, skip, false)
 	if err != nil {
 		return nil, fmt.Errorf("apply reviews: %w", err)
 	}
-	for i, r := range batch {
-		if !skip[i] && !known[r.Season] {
-			reject(i, srs.ErrUnknownSeason)
+	rejectUnrouted := func() {
+		for i, r := range batch {
+			switch rt, ok := routes[r.Season]; {
+			case skip[i]:
+			case !ok:
+				reject(i, srs.ErrUnknownSeason)
+			case rt.log == "" || rt.cards == "":
+				reject(i, unrouted(r.Season))
+			}
 		}
 	}
-	for attempt := 1; ; attempt++ {
-		err := s.applyOnce(ctx, batch, skip)
+	rejectUnrouted()
+	for attempt, reroutes := 1, 0; ; {
+		err := s.applyOnce(ctx, batch, skip, routes)
 		switch n := errNumber(err); {
 		case err == nil:
 			for i, sk := range skip {
@@ -171,23 +192,31 @@ func (s *Store) ApplyReviews(ctx context.Context, batch []srs.Review) (rejected 
 				}
 			}
 			return rejected, nil
-		case n == errNoPartition:
-			missing, perr := s.seasonsWithoutPartition(ctx, batch, skip)
-			if perr != nil || len(missing) == 0 {
+		case (n == errNoPartition || n == errNoSuchTable) && reroutes < maxReroutes:
+			// Every reroute follows a change of where some season's rows
+			// live (live → archive → gone, one table at a time), so the
+			// changes run out; unchanged routes leave the error unexplained.
+			reroutes++
+			fresh, rerr := s.batchRoutes(ctx, batch, skip, true)
+			if rerr != nil || maps.Equal(fresh, routes) {
 				return nil, fmt.Errorf("apply reviews: %w", err)
 			}
-			for i, r := range batch {
-				if !skip[i] && missing[r.Season] {
-					reject(i, fmt.Errorf("season %s has no partition", r.Season))
-				}
-			}
+			s.log.DebugContext(ctx, "apply reviews: rerouting", "err", err)
+			routes = fresh
+			rejectUnrouted()
 		case (n == errDeadlock || n == errLockTimeout || n == errDupEntry) && attempt < maxAttempts:
 			s.log.DebugContext(ctx, "apply reviews: retrying", "attempt", attempt, "err", err)
+			attempt++
 		default:
 			return nil, fmt.Errorf("apply reviews: %w", err)
 		}
 	}
 }
+
+// maxReroutes bounds the reroutes of one batch: a season's two tables move
+// from live to archive to gone one at a time, and a batch rarely holds more
+// than one season on the move.
+const maxReroutes = 8
 
 // seasonsOf returns the distinct seasons of the batch entries not skipped.
 func seasonsOf(batch []srs.Review, skip []bool) []string {
@@ -200,57 +229,28 @@ func seasonsOf(batch []srs.Review, skip []bool) []string {
 	return out
 }
 
-// knownSeasons returns which seasons of the batch have a row in seasons.
-func (s *Store) knownSeasons(ctx context.Context, batch []srs.Review, skip []bool) (map[string]bool, error) {
-	names := seasonsOf(batch, skip)
-	known := make(map[string]bool, len(names))
-	if len(names) == 0 {
-		return known, nil
-	}
-	args := make([]any, len(names))
-	for i, n := range names {
-		args[i] = n
-	}
-	rows, err := s.db.QueryContext(ctx, "SELECT name FROM seasons WHERE name IN (?"+
-		strings.Repeat(",?", len(names)-1)+")", args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, err
-		}
-		known[n] = true
-	}
-	return known, rows.Err()
-}
-
-// seasonsWithoutPartition returns the seasons of the batch lacking a
-// partition on cards or review_log. It runs only after an error 1526.
-func (s *Store) seasonsWithoutPartition(ctx context.Context, batch []srs.Review, skip []bool) (map[string]bool, error) {
-	missing := map[string]bool{}
-	for _, season := range seasonsOf(batch, skip) {
-		for _, table := range partitionedTables {
-			ok, err := partitions.Exists(ctx, s.db, s.schema, table, season)
-			if err != nil {
-				return nil, err
-			}
-			if !ok {
-				missing[season] = true
-			}
-		}
-	}
-	return missing, nil
-}
-
 type logKey struct{ season, id string }
 
 type cardKey struct{ season, player, question string }
 
-// applyOnce runs the batch's transaction once, leaving out skipped entries.
-func (s *Store) applyOnce(ctx context.Context, batch []srs.Review, skip []bool) error {
+// byTable groups items by the table each goes to, tables in name order so
+// that concurrent drainers take their locks in the same order.
+func byTable[T any](items []T, table func(T) string) (tables []string, groups map[string][]T) {
+	groups = map[string][]T{}
+	for _, it := range items {
+		t := table(it)
+		if groups[t] == nil {
+			tables = append(tables, t)
+		}
+		groups[t] = append(groups[t], it)
+	}
+	slices.Sort(tables)
+	return tables, groups
+}
+
+// applyOnce runs the batch's transaction once, leaving out skipped entries
+// and writing each season's rows to the tables of its route.
+func (s *Store) applyOnce(ctx context.Context, batch []srs.Review, skip []bool, routes map[string]route) error {
 	seen := make(map[logKey]bool, len(batch))
 	var todo []int
 	for i, r := range batch {
@@ -269,9 +269,13 @@ func (s *Store) applyOnce(ctx context.Context, batch []srs.Review, skip []bool) 
 	}
 	defer tx.Rollback()
 
-	logged, err := loggedIDs(ctx, tx, batch, todo)
-	if err != nil {
-		return err
+	logTable := func(i int) string { return routes[batch[i].Season].log }
+	logTables, logGroups := byTable(todo, logTable)
+	logged := map[logKey]bool{}
+	for _, table := range logTables {
+		if err := loggedIDs(ctx, tx, table, batch, logGroups[table], logged); err != nil {
+			return err
+		}
 	}
 	todo = slices.DeleteFunc(todo, func(i int) bool { return logged[logKey{batch[i].Season, batch[i].ID}] })
 	if len(todo) == 0 {
@@ -279,19 +283,23 @@ func (s *Store) applyOnce(ctx context.Context, batch []srs.Review, skip []bool) 
 	}
 
 	newest := make(map[cardKey]int, len(todo))
-	for chunk := range slices.Chunk(todo, chunkRows) {
-		args := make([]any, 0, len(chunk)*28)
-		for _, i := range chunk {
-			r := batch[i]
-			args = appendLog(args, r)
-			k := cardKey{r.Season, r.Player, r.QuestionID}
-			if j, ok := newest[k]; !ok || r.After.NewerThan(batch[j].After) {
-				newest[k] = i
+	logTables, logGroups = byTable(todo, logTable)
+	for _, table := range logTables {
+		for chunk := range slices.Chunk(logGroups[table], chunkRows) {
+			args := make([]any, 0, len(chunk)*28)
+			for _, i := range chunk {
+				r := batch[i]
+				args = appendLog(args, r)
+				k := cardKey{r.Season, r.Player, r.QuestionID}
+				if j, ok := newest[k]; !ok || r.After.NewerThan(batch[j].After) {
+					newest[k] = i
+				}
 			}
-		}
-		query := "INSERT INTO review_log (" + logColumns + ") VALUES " + placeholders(logPlaceholders, len(chunk))
-		if _, err := tx.ExecContext(ctx, query, args...); err != nil {
-			return err
+			query := "INSERT INTO " + partitions.QuoteIdent(table) + " (" + logColumns + ") VALUES " +
+				placeholders(logPlaceholders, len(chunk))
+			if _, err := tx.ExecContext(ctx, query, args...); err != nil {
+				return err
+			}
 		}
 	}
 
@@ -305,24 +313,28 @@ func (s *Store) applyOnce(ctx context.Context, batch []srs.Review, skip []bool) 
 		return cmp.Or(cmp.Compare(a.Season, b.Season), cmp.Compare(a.Player, b.Player),
 			cmp.Compare(a.QuestionID, b.QuestionID))
 	})
-	for chunk := range slices.Chunk(cards, chunkRows) {
-		args := make([]any, 0, len(chunk)*14)
-		for _, c := range chunk {
-			args = appendCard(args, c)
-		}
-		if _, err := tx.ExecContext(ctx, fmt.Sprintf(upsertCard, placeholders(cardPlaceholders, len(chunk))), args...); err != nil {
-			return err
+	cardTables, cardGroups := byTable(cards, func(c srs.Card) string { return routes[c.Season].cards })
+	for _, table := range cardTables {
+		for chunk := range slices.Chunk(cardGroups[table], chunkRows) {
+			args := make([]any, 0, len(chunk)*14)
+			for _, c := range chunk {
+				args = appendCard(args, c)
+			}
+			query := fmt.Sprintf(upsertCard, partitions.QuoteIdent(table), placeholders(cardPlaceholders, len(chunk)))
+			if _, err := tx.ExecContext(ctx, query, args...); err != nil {
+				return err
+			}
 		}
 	}
 	return tx.Commit()
 }
 
-// loggedIDs returns which reviews of todo are already in review_log: one
-// primary-key range read per chunk, WHERE (season = ? AND review_id IN (…))
-// OR … with one term per season (a batch rarely spans more than one). This
-// form reads about a third faster than a (season, review_id) IN row list.
-func loggedIDs(ctx context.Context, tx *sql.Tx, batch []srs.Review, todo []int) (map[logKey]bool, error) {
-	logged := map[logKey]bool{}
+// loggedIDs adds to logged which reviews of todo are already in the log
+// table: one primary-key range read per chunk, WHERE (season = ? AND
+// review_id IN (…)) OR … with one term per season (a batch rarely spans more
+// than one). This form reads about a third faster than a (season, review_id)
+// IN row list.
+func loggedIDs(ctx context.Context, tx *sql.Tx, table string, batch []srs.Review, todo []int, logged map[logKey]bool) error {
 	for chunk := range slices.Chunk(todo, chunkRows) {
 		ids := map[string][]any{}
 		var seasons []string
@@ -341,25 +353,25 @@ func loggedIDs(ctx context.Context, tx *sql.Tx, batch []srs.Review, todo []int) 
 			terms = append(terms, "(season = ? AND review_id IN ("+placeholders("?", len(ids[season]))+"))")
 			args = append(append(args, season), ids[season]...)
 		}
-		rows, err := tx.QueryContext(ctx, "SELECT season, review_id FROM review_log WHERE "+
-			strings.Join(terms, " OR "), args...)
+		rows, err := tx.QueryContext(ctx, "SELECT season, review_id FROM "+partitions.QuoteIdent(table)+
+			" WHERE "+strings.Join(terms, " OR "), args...)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for rows.Next() {
 			var k logKey
 			if err := rows.Scan(&k.season, &k.id); err != nil {
 				rows.Close()
-				return nil, err
+				return err
 			}
 			logged[k] = true
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return logged, nil
+	return nil
 }
 
 // placeholders returns n copies of group joined by commas.

@@ -94,6 +94,34 @@ var migrations = [][]string{
 			KEY card_idx (season, player, question_id, reviewed_at)
 		) ` + tableOptions + ` ` + partitioning,
 	},
+	{
+		// Version 2: the archive lifecycle of a season, and background jobs.
+		`ALTER TABLE seasons
+			ADD COLUMN IF NOT EXISTS archive_state  VARCHAR(16) NOT NULL DEFAULT '' AFTER archived_at,
+			ADD COLUMN IF NOT EXISTS purge_eligible BOOL NOT NULL DEFAULT FALSE AFTER archive_state`,
+
+		// jobs are the background jobs that must survive a restart: a job
+		// resumes from (cursor_player, cursor_question). result is free-form
+		// JSON text; not a JSON column, so an empty result needs no '{}'.
+		`CREATE TABLE IF NOT EXISTS jobs (
+			id              VARCHAR(64)  NOT NULL,
+			kind            VARCHAR(32)  NOT NULL,
+			season          VARCHAR(48)  NOT NULL DEFAULT '',
+			state           VARCHAR(16)  NOT NULL,
+			processed       BIGINT       NOT NULL DEFAULT 0,
+			total           BIGINT       NOT NULL DEFAULT 0,
+			cursor_player   VARCHAR(191) NOT NULL DEFAULT '',
+			cursor_question VARCHAR(191) NOT NULL DEFAULT '',
+			owner           VARCHAR(191) NOT NULL DEFAULT '',
+			started_at      DATETIME(3)  NOT NULL,
+			updated_at      DATETIME(3)  NOT NULL,
+			finished_at     DATETIME(3)  NULL,
+			error           TEXT         NOT NULL DEFAULT '',
+			result          MEDIUMTEXT   NOT NULL DEFAULT '',
+			PRIMARY KEY (id),
+			KEY state_idx (state, started_at)
+		) ` + tableOptions,
+	},
 }
 
 // migrate brings the schema to the latest version. A named lock serialises

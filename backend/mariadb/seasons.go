@@ -78,6 +78,15 @@ func decodeScheduler(b []byte) (srs.SchedulerConfig, error) {
 	}, nil
 }
 
+// checkArchiveState refuses a state outside the four srs.Archive* ones.
+func checkArchiveState(st srs.ArchiveState) error {
+	switch st {
+	case srs.ArchiveNone, srs.ArchiveInProgress, srs.ArchiveDone, srs.ArchivePurged:
+		return nil
+	}
+	return fmt.Errorf("unknown archive state %q", st)
+}
+
 // date is the DATE parameter of t: its calendar day, NULL when zero.
 func date(t time.Time) any {
 	if t.IsZero() {
@@ -100,10 +109,13 @@ func instant(t time.Time) any {
 // is inserted, so a failure leaves no season row without partitions and the
 // call can simply be repeated.
 // It returns srs.ErrInvalidSeasonName (before any SQL), srs.ErrSeasonExists,
-// or the database error.
+// an error for an unknown archive state, or the database error.
 func (s *Store) CreateSeason(ctx context.Context, season srs.Season) (srs.Season, error) {
 	if !srs.ValidSeasonName(season.Name) {
 		return srs.Season{}, fmt.Errorf("%w: %q", srs.ErrInvalidSeasonName, season.Name)
+	}
+	if err := checkArchiveState(season.Archive); err != nil {
+		return srs.Season{}, fmt.Errorf("create season %s: %w", season.Name, err)
 	}
 	for _, table := range partitionedTables {
 		if _, err := partitions.Ensure(ctx, s.db, s.schema, table, season.Name); err != nil {
@@ -116,10 +128,11 @@ func (s *Store) CreateSeason(ctx context.Context, season srs.Season) (srs.Season
 	}
 	_, err = s.db.ExecContext(ctx, `INSERT INTO seasons
 		(name, start_date, end_date, is_active, partition_created, enable_cache, auto_archive,
-		 archived_at, created_at, scheduler)
-		VALUES (?, ?, ?, ?, TRUE, ?, ?, ?, COALESCE(?, UTC_TIMESTAMP(3)), ?)`,
+		 archived_at, archive_state, purge_eligible, created_at, scheduler)
+		VALUES (?, ?, ?, ?, TRUE, ?, ?, ?, ?, ?, COALESCE(?, UTC_TIMESTAMP(3)), ?)`,
 		season.Name, date(season.Start), date(season.End), season.IsActive, season.EnableCache,
-		season.AutoArchive, instant(season.ArchivedAt), instant(season.CreatedAt), sched)
+		season.AutoArchive, instant(season.ArchivedAt), string(season.Archive), season.PurgeEligible,
+		instant(season.CreatedAt), sched)
 	if errNumber(err) == errDupEntry {
 		return srs.Season{}, fmt.Errorf("%w: %s", srs.ErrSeasonExists, season.Name)
 	}
@@ -131,7 +144,7 @@ func (s *Store) CreateSeason(ctx context.Context, season srs.Season) (srs.Season
 }
 
 const seasonColumns = `name, start_date, end_date, is_active, partition_created, enable_cache,
-	auto_archive, archived_at, created_at, scheduler`
+	auto_archive, archived_at, archive_state, purge_eligible, created_at, scheduler`
 
 func scanSeason(row interface{ Scan(...any) error }) (srs.Season, error) {
 	var (
@@ -140,7 +153,7 @@ func scanSeason(row interface{ Scan(...any) error }) (srs.Season, error) {
 		sched                []byte
 	)
 	err := row.Scan(&se.Name, &start, &end, &se.IsActive, &se.PartitionCreated, &se.EnableCache,
-		&se.AutoArchive, &archived, &se.CreatedAt, &sched)
+		&se.AutoArchive, &archived, &se.Archive, &se.PurgeEligible, &se.CreatedAt, &sched)
 	if err != nil {
 		return srs.Season{}, err
 	}
@@ -191,13 +204,16 @@ func (s *Store) Seasons(ctx context.Context) ([]srs.Season, error) {
 }
 
 // UpdateSeason writes every mutable field of season: dates, flags
-// (including partition_created), archived_at and the scheduler config. The
-// name and created_at never change.
+// (including partition_created and purge_eligible), archived_at, the archive
+// state and the scheduler config. The name and created_at never change.
 // It returns srs.ErrInvalidSeasonName (before any SQL), srs.ErrUnknownSeason,
-// or the database error.
+// an error for an unknown archive state, or the database error.
 func (s *Store) UpdateSeason(ctx context.Context, season srs.Season) error {
 	if !srs.ValidSeasonName(season.Name) {
 		return fmt.Errorf("%w: %q", srs.ErrInvalidSeasonName, season.Name)
+	}
+	if err := checkArchiveState(season.Archive); err != nil {
+		return fmt.Errorf("update season %s: %w", season.Name, err)
 	}
 	sched, err := encodeScheduler(season.Scheduler)
 	if err != nil {
@@ -205,9 +221,10 @@ func (s *Store) UpdateSeason(ctx context.Context, season srs.Season) error {
 	}
 	res, err := s.db.ExecContext(ctx, `UPDATE seasons SET start_date = ?, end_date = ?,
 		is_active = ?, partition_created = ?, enable_cache = ?, auto_archive = ?,
-		archived_at = ?, scheduler = ? WHERE name = ?`,
+		archived_at = ?, archive_state = ?, purge_eligible = ?, scheduler = ? WHERE name = ?`,
 		date(season.Start), date(season.End), season.IsActive, season.PartitionCreated,
-		season.EnableCache, season.AutoArchive, instant(season.ArchivedAt), sched, season.Name)
+		season.EnableCache, season.AutoArchive, instant(season.ArchivedAt), string(season.Archive),
+		season.PurgeEligible, sched, season.Name)
 	if err != nil {
 		return fmt.Errorf("update season %s: %w", season.Name, err)
 	}

@@ -1,6 +1,8 @@
 // Package mariadb is the MariaDB store, the source of truth: seasons, cards
-// (LIST partitioned by season) and the append-only review log. It speaks plain
-// MySQL protocol through github.com/go-sql-driver/mysql.
+// (LIST partitioned by season), the append-only review log, the archive
+// tables of archived seasons, background jobs and the named locks that make a
+// job run once per cluster. It speaks plain MySQL protocol through
+// github.com/go-sql-driver/mysql.
 package mariadb
 
 import (
@@ -9,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -22,6 +25,7 @@ const (
 	errLockTimeout = 1205 // ER_LOCK_WAIT_TIMEOUT
 	errDeadlock    = 1213 // ER_LOCK_DEADLOCK
 	errNoPartition = 1526 // ER_NO_PARTITION_FOR_GIVEN_VALUE
+	errNoSuchTable = 1146 // ER_NO_SUCH_TABLE
 )
 
 // Store is the MariaDB store. It is safe for concurrent use.
@@ -29,6 +33,10 @@ type Store struct {
 	db     *sql.DB
 	schema string
 	log    *slog.Logger
+
+	mu     sync.Mutex
+	now    func() time.Time
+	routes map[string]route // where reviews of archiving/archived seasons go; see ApplyReviews
 }
 
 // Open connects to the MariaDB server of dsn (go-sql-driver format, e.g.
@@ -71,7 +79,7 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) 
 		db.Close()
 		return nil, fmt.Errorf("mariadb: migrate %s: %w", schema, err)
 	}
-	return &Store{db: db, schema: schema, log: logger}, nil
+	return &Store{db: db, schema: schema, log: logger, now: time.Now, routes: map[string]route{}}, nil
 }
 
 // createDatabase runs CREATE DATABASE IF NOT EXISTS on a connection that
@@ -96,6 +104,23 @@ func (s *Store) DB() *sql.DB { return s.db }
 
 // Schema returns the database name the store works in.
 func (s *Store) Schema() string { return s.schema }
+
+// SetClock replaces the clock that stamps jobs (Job.Started, Job.Updated,
+// Job.Finished defaults); the default is time.Now. Tests of stale jobs set it.
+func (s *Store) SetClock(now func() time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.now = now
+}
+
+// clock returns the current time, in UTC and to the millisecond that
+// DATETIME(3) stores.
+func (s *Store) clock() time.Time {
+	s.mu.Lock()
+	now := s.now
+	s.mu.Unlock()
+	return now().UTC().Truncate(time.Millisecond)
+}
 
 // Close closes the connection pool. It returns the pool's close error.
 func (s *Store) Close() error { return s.db.Close() }

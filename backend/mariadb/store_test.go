@@ -2,11 +2,14 @@ package mariadb
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/srsproxy/srsproxy/partitions"
 	"github.com/srsproxy/srsproxy/srs"
@@ -174,6 +177,7 @@ func TestSeasonRoundTrip(t *testing.T) {
 		{"every field", srs.Season{
 			Name: "SEASON-2026-D", Start: day(2026, 1, 5), End: day(2026, 6, 30),
 			IsActive: true, EnableCache: true, AutoArchive: true, ArchivedAt: at, CreatedAt: at.Add(-time.Hour),
+			Archive: srs.ArchiveDone, PurgeEligible: true,
 			Scheduler: srs.SchedulerConfig{
 				Params:           []float64{0.212, 1.2931, 2.3065, 8.2956, 6.4133, 0.8334, 3.0194, 0.001, 1.8722, 0.1666, 0.796, 1.4835, 0.0614, 0.2629, 1.6483, 0.6014, 1.8729, 0.5425, 0.0912, 0.0658, 0.1542},
 				DesiredRetention: 0.87,
@@ -207,6 +211,11 @@ func TestSeasonRoundTrip(t *testing.T) {
 			upd.Start, upd.End = day(2027, 2, 1), time.Time{}
 			upd.IsActive, upd.EnableCache, upd.AutoArchive = !want.IsActive, !want.EnableCache, !want.AutoArchive
 			upd.PartitionCreated = false
+			upd.PurgeEligible = !want.PurgeEligible
+			upd.Archive = srs.ArchivePurged
+			if want.Archive == srs.ArchivePurged {
+				upd.Archive = srs.ArchiveNone
+			}
 			upd.ArchivedAt = time.Time{}
 			if want.ArchivedAt.IsZero() {
 				upd.ArchivedAt = at
@@ -230,5 +239,75 @@ func TestSeasonRoundTrip(t *testing.T) {
 		if all[i].Name != name {
 			t.Errorf("Seasons()[%d] = %s, want %s", i, all[i].Name, name)
 		}
+	}
+}
+
+func TestSeasonArchiveStateChecked(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newStore(t)
+	if _, err := s.CreateSeason(ctx, srs.Season{Name: "SEASON-2026", Archive: "gone"}); err == nil {
+		t.Error("CreateSeason accepted an unknown archive state")
+	}
+	newSeason(t, s, "SEASON-2026")
+	for _, st := range []srs.ArchiveState{srs.ArchiveInProgress, srs.ArchiveDone, srs.ArchivePurged, srs.ArchiveNone} {
+		markSeason(t, s, "SEASON-2026", st)
+		if se, err := s.Season(ctx, "SEASON-2026"); err != nil || se.Archive != st {
+			t.Errorf("Archive = %q, %v; want %q", se.Archive, err, st)
+		}
+	}
+	if err := s.UpdateSeason(ctx, srs.Season{Name: "SEASON-2026", Archive: "ARCHIVED"}); err == nil {
+		t.Error("UpdateSeason accepted an unknown archive state")
+	}
+}
+
+// TestMigrateFromVersion1 opens a database left at schema version 1 by an
+// older srsproxy: the new columns arrive with their defaults and the jobs
+// table with them, and the data stays.
+func TestMigrateFromVersion1(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn, schema := testDSN(t)
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DBName = ""
+	db, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+schema); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "USE "+schema); err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range append(migrations[0],
+		"CREATE TABLE schema_version (version INT NOT NULL PRIMARY KEY, applied_at DATETIME(3) NOT NULL DEFAULT UTC_TIMESTAMP(3))",
+		"INSERT INTO schema_version (version) VALUES (1)",
+		`INSERT INTO seasons (name, is_active, partition_created, created_at, scheduler)
+			VALUES ('SEASON-2020', TRUE, TRUE, UTC_TIMESTAMP(3), '{}')`) {
+		if _, err := conn.ExecContext(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := openStore(t, dsn, nil)
+	se, err := s.Season(ctx, "SEASON-2020")
+	if err != nil || !se.IsActive || se.Archive != srs.ArchiveNone || se.PurgeEligible {
+		t.Errorf("migrated season = %+v, %v", se, err)
+	}
+	if _, ok, err := s.Job(ctx, "none"); err != nil || ok {
+		t.Errorf("jobs table: %v, %v", ok, err)
+	}
+	var versions int
+	if err := s.DB().QueryRowContext(ctx, "SELECT COUNT(*) FROM schema_version").Scan(&versions); err != nil || versions != len(migrations) {
+		t.Errorf("schema_version rows = %d, %v", versions, err)
 	}
 }
