@@ -82,12 +82,26 @@ func Register(mux *proxy.Mux, eng *engine.Engine, opts Options) error {
 			Syntax:  "SRS.CARD player season question",
 			Summary: "Return one card's full FSRS state and current retrievability, or nil."},
 		{Name: "SRS.SEASON", Arity: -2, Role: proxy.RoleApp, Handler: h.wrap("SRS.SEASON", h.season),
-			Syntax:  "SRS.SEASON CREATE name [START yyyy-mm-dd] [END yyyy-mm-dd] | ACTIVATE name | DEACTIVATE name | SET name [RETENTION r] [PARAMS w0 ... wN] [LEARNING m,...|NONE] [RELEARNING m,...|NONE] [MAXIVL days] [FUZZ ON|OFF] [SHORTTERM ON|OFF] [CACHE ON|OFF] | INFO name | LIST",
+			Syntax:  "SRS.SEASON CREATE name [START yyyy-mm-dd] [END yyyy-mm-dd] | ACTIVATE name | DEACTIVATE name | SET name [RETENTION r] [PARAMS w0 ... wN] [LEARNING m,...|NONE] [RELEARNING m,...|NONE] [MAXIVL days] [FUZZ ON|OFF] [SHORTTERM ON|OFF] [CACHE ON|OFF] [AUTOARCHIVE ON|OFF [CONFIRM]] | INFO name | LIST",
 			Summary: "Create, activate, configure and inspect seasons (INFO and LIST for every user, the rest admin only)."},
 		{Name: "SRS.HELP", Arity: 1, Role: proxy.RoleApp, Handler: h.wrap("SRS.HELP", h.help),
 			Syntax:  "SRS.HELP",
 			Summary: "List the SRS commands with their syntax."},
 	}
+	cmds = append(cmds,
+		proxy.Command{Name: "SRS.ARCHIVE", Arity: -2, Role: proxy.RoleAdmin, Handler: h.wrap("SRS.ARCHIVE", h.archive),
+			Syntax:  "SRS.ARCHIVE season CONFIRM | SRS.ARCHIVE INFO season | SRS.ARCHIVE PURGE season CONFIRM",
+			Summary: "Archive an inactive season by partition operations (O(1)), inspect an archive, or purge one past retention."},
+		proxy.Command{Name: "SRS.REBUILD", Arity: 2, Role: proxy.RoleAdmin, Handler: h.wrap("SRS.REBUILD", h.rebuild),
+			Syntax:  "SRS.REBUILD season",
+			Summary: "Start a cache rebuild of a season from MariaDB; replies a job id for SRS.JOB."},
+		proxy.Command{Name: "SRS.JOB", Arity: 2, Role: proxy.RoleAdmin, Handler: h.wrap("SRS.JOB", h.job),
+			Syntax:  "SRS.JOB id",
+			Summary: "Progress of a background job: state, processed, total, rate, started, finished, error."},
+		proxy.Command{Name: "SRS.RECONCILE", Arity: -1, Role: proxy.RoleAdmin, Handler: h.wrap("SRS.RECONCILE", h.reconcile),
+			Syntax:  "SRS.RECONCILE [season] [SAMPLE n]",
+			Summary: "Compare a sample of cached cards (100-100000, default 10000) with MariaDB and correct the cache; cards with reviews still queued are skipped."},
+	)
 	if h.status != nil {
 		cmds = append(cmds, proxy.Command{Name: "SRS.STATUS", Arity: 1, Role: proxy.RoleAdmin, Handler: h.wrap("SRS.STATUS", h.statusCmd),
 			Syntax:  "SRS.STATUS",
@@ -225,6 +239,74 @@ func (h *handlers) help(_ context.Context, w *proxy.Reply, _ [][]byte) error {
 	for _, l := range lines {
 		w.String(l)
 	}
+	return nil
+}
+
+func (h *handlers) archive(ctx context.Context, w *proxy.Reply, args [][]byte) error {
+	req, err := ParseArchive(args)
+	if err != nil {
+		return err
+	}
+	switch req.Verb {
+	case "INFO":
+		info, err := h.eng.ArchiveInfo(ctx, req.Season)
+		if err != nil {
+			return err
+		}
+		writeArchiveInfo(w, info)
+	case "PURGE":
+		if err := h.eng.Purge(ctx, req.Season); err != nil {
+			return err
+		}
+		w.Simple("OK")
+	default:
+		rep, err := h.eng.Archive(ctx, req.Season)
+		if err != nil {
+			return err
+		}
+		writeArchive(w, rep)
+	}
+	return nil
+}
+
+func (h *handlers) rebuild(ctx context.Context, w *proxy.Reply, args [][]byte) error {
+	c := newCursor(args)
+	season, err := c.season()
+	if err != nil {
+		return err
+	}
+	id, err := h.eng.StartRebuild(ctx, season)
+	if err != nil {
+		return err
+	}
+	w.String(id)
+	return nil
+}
+
+func (h *handlers) job(ctx context.Context, w *proxy.Reply, args [][]byte) error {
+	c := newCursor(args)
+	id, err := c.id("job id")
+	if err != nil {
+		return err
+	}
+	j, err := h.eng.Job(ctx, id)
+	if err != nil {
+		return err
+	}
+	writeJob(w, j)
+	return nil
+}
+
+func (h *handlers) reconcile(ctx context.Context, w *proxy.Reply, args [][]byte) error {
+	req, err := ParseReconcile(args)
+	if err != nil {
+		return err
+	}
+	rep, err := h.eng.Reconcile(ctx, req.Season, req.Sample)
+	if err != nil {
+		return err
+	}
+	writeReconcile(w, rep)
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/srsproxy/srsproxy/backend/mariadb"
 	"github.com/srsproxy/srsproxy/engine"
 	"github.com/srsproxy/srsproxy/safemode"
 	"github.com/srsproxy/srsproxy/srs"
@@ -29,6 +30,11 @@ var errorPrefixes = mustUniquePrefixes([]errorPrefix{
 	{srs.ErrQueueFull, "QUEUEFULL"},
 	{srs.ErrCacheUnavailable, "CACHEDOWN"},
 	{engine.ErrContention, "TRYAGAIN"},
+	{engine.ErrSeasonActive, "SEASONACTIVE"},
+	{engine.ErrNotArchived, "NOTARCHIVED"},
+	{engine.ErrNotEligible, "NOTELIGIBLE"},
+	{engine.ErrNeedConfirmation, "CONFIRM"},
+	{mariadb.ErrUnknownJob, "NOJOB"},
 })
 
 func mustUniquePrefixes(list []errorPrefix) []errorPrefix {

@@ -256,6 +256,10 @@ func (c *cursor) seasonChange(ch *engine.SeasonChange) error {
 			ch.ShortTerm, err = c.flag("SHORTTERM")
 		case "CACHE":
 			ch.Cache, err = c.flag("CACHE")
+		case "AUTOARCHIVE":
+			ch.AutoArchive, err = c.flag("AUTOARCHIVE")
+		case "CONFIRM":
+			ch.Confirm = true
 		default:
 			err = c.unknownOption(opt)
 		}
@@ -312,4 +316,84 @@ func (c *cursor) steps(name string) (*[]time.Duration, error) {
 		steps = append(steps, time.Duration(m*float64(time.Minute)))
 	}
 	return &steps, nil
+}
+
+// ArchiveRequest is SRS.ARCHIVE season CONFIRM | INFO season | PURGE season CONFIRM.
+type ArchiveRequest struct {
+	Verb   string // ARCHIVE, INFO or PURGE
+	Season string
+}
+
+// ParseArchive parses SRS.ARCHIVE. Without CONFIRM the destructive forms
+// return an error that explains what they would do.
+func ParseArchive(args [][]byte) (ArchiveRequest, error) {
+	c := newCursor(args)
+	r := ArchiveRequest{Verb: "ARCHIVE"}
+	first, err := c.next("season")
+	if err != nil {
+		return r, err
+	}
+	if v := strings.ToUpper(first); v == "INFO" || v == "PURGE" {
+		r.Verb = v
+	} else {
+		c.i-- // the first argument is the season
+	}
+	if r.Season, err = c.season(); err != nil {
+		return r, err
+	}
+	confirmed := c.more() && strings.EqualFold(string(c.args[c.i]), "CONFIRM")
+	if confirmed {
+		c.i++
+	}
+	if c.more() {
+		return r, argErr("SRS.ARCHIVE: unexpected argument %q", clip(string(args[c.i])))
+	}
+	switch {
+	case r.Verb == "ARCHIVE" && !confirmed:
+		return r, argErr("SRS.ARCHIVE %s moves the season's cards and review log out of the live tables into archive tables (kept %s, then purgeable only by SRS.ARCHIVE PURGE), deletes its cache keys and makes it refuse reviews and due reads for good; repeat with CONFIRM", r.Season, "3 years by default")
+	case r.Verb == "PURGE" && !confirmed:
+		return r, argErr("SRS.ARCHIVE PURGE %s drops the season's archive tables for good; only an archive past retention can be purged; repeat with CONFIRM", r.Season)
+	case r.Verb == "INFO" && confirmed:
+		return r, argErr("SRS.ARCHIVE INFO takes no CONFIRM")
+	}
+	return r, nil
+}
+
+// ReconcileRequest is SRS.RECONCILE [season] [SAMPLE n].
+type ReconcileRequest struct {
+	Season string // "" for every active season
+	Sample int
+}
+
+// Reconcile sample bounds.
+const (
+	MinSample     = 100
+	MaxSample     = 100000
+	DefaultSample = 10000
+)
+
+// ParseReconcile parses SRS.RECONCILE [season] [SAMPLE n].
+func ParseReconcile(args [][]byte) (ReconcileRequest, error) {
+	c := newCursor(args)
+	r := ReconcileRequest{Sample: DefaultSample}
+	var err error
+	if c.more() && !strings.EqualFold(string(c.args[c.i]), "SAMPLE") {
+		if r.Season, err = c.season(); err != nil {
+			return r, err
+		}
+	}
+	for c.more() {
+		switch opt := c.keyword(); opt {
+		case "SAMPLE":
+			var n int64
+			n, err = c.int("SAMPLE", MinSample, MaxSample)
+			r.Sample = int(n)
+		default:
+			err = c.unknownOption(opt)
+		}
+		if err != nil {
+			return r, err
+		}
+	}
+	return r, nil
 }

@@ -3,6 +3,7 @@ package commands
 import (
 	"time"
 
+	"github.com/srsproxy/srsproxy/backend/mariadb"
 	"github.com/srsproxy/srsproxy/engine"
 	"github.com/srsproxy/srsproxy/proxy"
 	"github.com/srsproxy/srsproxy/srs"
@@ -144,7 +145,7 @@ func writeDoubles(w *proxy.Reply, fs []float64) {
 
 func writeSeasonInfo(w *proxy.Reply, info engine.SeasonInfo) {
 	s, sc := info.Season, info.Season.Scheduler
-	w.Map(18)
+	w.Map(20)
 	w.String("name")
 	w.String(s.Name)
 	w.String("start")
@@ -161,6 +162,10 @@ func writeSeasonInfo(w *proxy.Reply, info engine.SeasonInfo) {
 	w.Bool(s.AutoArchive)
 	w.String("archived_at")
 	w.Int(stamp(s.ArchivedAt))
+	w.String("archive_state")
+	w.String(string(s.Archive))
+	w.String("purge_eligible")
+	w.Bool(s.PurgeEligible)
 	w.String("created_at")
 	w.Int(stamp(s.CreatedAt))
 	w.String("desired_retention")
@@ -184,11 +189,11 @@ func writeSeasonInfo(w *proxy.Reply, info engine.SeasonInfo) {
 }
 
 // seasonStatus names the lifecycle stage: created (no partition yet), ready
-// (partition, not active), active, archived.
+// (partition, not active), active, archiving, archived, purged.
 func seasonStatus(s srs.Season) string {
 	switch {
-	case !s.ArchivedAt.IsZero():
-		return "archived"
+	case s.Archive != srs.ArchiveNone:
+		return string(s.Archive)
 	case s.IsActive:
 		return "active"
 	case !s.PartitionCreated:
@@ -212,4 +217,92 @@ func writeSeasonList(w *proxy.Reply, seasons []srs.Season) {
 		w.String("enable_cache")
 		w.Bool(s.EnableCache)
 	}
+}
+
+func writeArchive(w *proxy.Reply, rep engine.ArchiveReport) {
+	w.Map(5)
+	w.String("cards_archived")
+	w.Int(rep.Cards)
+	w.String("log_rows_archived")
+	w.Int(rep.LogRows)
+	w.String("cache_keys_deleted")
+	w.Int(rep.CacheKeys)
+	w.String("seconds")
+	w.Double(rep.Seconds)
+	w.String("move_seconds")
+	w.Double(rep.MoveSeconds)
+}
+
+func writeArchiveInfo(w *proxy.Reply, info engine.ArchiveInfo) {
+	s := info.Season
+	w.Map(7)
+	w.String("season")
+	w.String(s.Name)
+	w.String("archive_state")
+	w.String(string(s.Archive))
+	w.String("archived_at")
+	w.Int(stamp(s.ArchivedAt))
+	w.String("cards")
+	w.Int(info.Cards)
+	w.String("log_rows")
+	w.Int(info.LogRows)
+	w.String("purge_eligible")
+	w.Bool(s.PurgeEligible)
+	w.String("eligible_at")
+	w.Int(stamp(info.EligibleAt))
+}
+
+func writeJob(w *proxy.Reply, j mariadb.Job) {
+	end := j.Finished
+	if end.IsZero() {
+		end = j.Updated
+	}
+	rate := 0.0
+	if secs := end.Sub(j.Started).Seconds(); secs > 0 {
+		rate = float64(j.Processed) / secs
+	}
+	w.Map(11)
+	w.String("id")
+	w.String(j.ID)
+	w.String("kind")
+	w.String(j.Kind)
+	w.String("season")
+	w.String(j.Season)
+	w.String("state")
+	w.String(j.State)
+	w.String("processed")
+	w.Int(j.Processed)
+	w.String("total")
+	w.Int(j.Total)
+	w.String("rate")
+	w.Double(rate)
+	w.String("started")
+	w.Int(stamp(j.Started))
+	w.String("finished")
+	w.Int(stamp(j.Finished))
+	w.String("error")
+	w.String(j.Error)
+	w.String("owner")
+	w.String(j.Owner)
+}
+
+func writeReconcile(w *proxy.Reply, rep engine.ReconcileReport) {
+	w.Map(7)
+	w.String("seasons")
+	w.Array(len(rep.Seasons))
+	for _, s := range rep.Seasons {
+		w.String(s)
+	}
+	w.String("sampled")
+	w.Int(int64(rep.Sampled))
+	w.String("discrepancies")
+	w.Int(int64(rep.Discrepancies))
+	w.String("corrected")
+	w.Int(int64(rep.Corrected))
+	w.String("skipped_pending")
+	w.Int(int64(rep.SkippedPending))
+	w.String("rate")
+	w.Double(rep.Rate)
+	w.String("alert")
+	w.Bool(rep.Alert)
 }

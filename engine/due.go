@@ -144,7 +144,18 @@ func (e *Engine) Card(ctx context.Context, season, player, question string) (Car
 }
 
 func (e *Engine) readCard(ctx context.Context, s srs.Season, player, question string) (srs.Card, bool, error) {
-	if !s.EnableCache || !s.IsActive || !s.ArchivedAt.IsZero() {
+	switch s.Archive {
+	case srs.ArchiveDone:
+		return e.store.ArchivedCard(ctx, s.Name, player, question)
+	case srs.ArchivePurged:
+		return srs.Card{}, false, &srs.SeasonArchivedError{Season: s.Name, ArchivedAt: s.ArchivedAt}
+	case srs.ArchiveInProgress:
+		if c, ok, err := e.storeCard(ctx, s.Name, player, question); ok || err != nil {
+			return c, ok, err
+		}
+		return e.store.ArchivedCard(ctx, s.Name, player, question)
+	}
+	if !s.EnableCache || !s.IsActive {
 		return e.storeCard(ctx, s.Name, player, question)
 	}
 	if err := e.ensureClean(ctx, s.Name, player); errors.Is(err, errBypass) {

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/metric/noop"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/srsproxy/srsproxy/backend/mariadb"
 	rcache "github.com/srsproxy/srsproxy/backend/redis"
 	"github.com/srsproxy/srsproxy/fsrs"
 	"github.com/srsproxy/srsproxy/srs"
@@ -29,6 +30,12 @@ type Cache interface {
 	Load(ctx context.Context, season, player string, cards []srs.Card) (bool, error)
 	Swap(ctx context.Context, expected string, r srs.Review) (rcache.SwapResult, error)
 	Invalidate(ctx context.Context, season, player string) error
+	// Seasons at scale: archive, rebuild, reconciliation.
+	ClearSeason(ctx context.Context, season string) (int64, error)
+	UserCards(ctx context.Context, season, player string) (map[string]rcache.CachedCard, bool, error)
+	PutIfUnchanged(ctx context.Context, season, player string, puts []rcache.Put) (int, error)
+	LoadMany(ctx context.Context, season string, users map[string][]srs.Card) (map[string]bool, error)
+	SampleUsers(ctx context.Context, season string, n int) ([]string, error)
 }
 
 // Store is the source of truth (backend/mariadb.Store implements it).
@@ -43,6 +50,17 @@ type Store interface {
 	DueCards(ctx context.Context, season, player, subject string, now int64, limit int) ([]srs.Card, error)
 	CountDue(ctx context.Context, season, player, subject string, now int64) (int64, error)
 	LoggedReview(ctx context.Context, season, reviewID string) (srs.Review, bool, error)
+	// Seasons at scale: archive, retention, rebuild jobs, cluster-wide locks.
+	ArchiveSeason(ctx context.Context, season string) (mariadb.ArchiveResult, error)
+	ArchiveInfo(ctx context.Context, season string) (cards, logRows int64, ok bool, err error)
+	ArchivedCard(ctx context.Context, season, player, question string) (srs.Card, bool, error)
+	PurgeArchive(ctx context.Context, season string) error
+	CardsPage(ctx context.Context, season, afterPlayer, afterQuestion string, limit int) ([]srs.Card, error)
+	CreateJob(ctx context.Context, j mariadb.Job) error
+	UpdateJob(ctx context.Context, j mariadb.Job) error
+	Job(ctx context.Context, id string) (mariadb.Job, bool, error)
+	Jobs(ctx context.Context, state string) ([]mariadb.Job, error)
+	TryLock(ctx context.Context, name string) (*mariadb.Lock, bool, error)
 }
 
 // Journal is the durable local queue (writebehind.Queue implements it).
@@ -66,10 +84,17 @@ type Config struct {
 	Sidecar   string        // this sidecar's id, recorded with each review
 	SeasonTTL time.Duration // how long season settings are cached in memory, default 2s
 	SafeMode  SafeModeConfig
-	Now       func() time.Time
-	Logger    *slog.Logger
-	Meter     metric.Meter // nil: no metrics
+	Retention time.Duration // archives older than this become eligible for deletion, default 3 years
+	// OnAlert tells operators about a problem found by a background job
+	// (reconciliation above AlertRate); cmd/srsproxy posts it to the webhook.
+	OnAlert func(event, text string)
+	Now     func() time.Time
+	Logger  *slog.Logger
+	Meter   metric.Meter // nil: no metrics
 }
+
+// Year is 365.25 days, the unit of retention periods.
+const Year = 8766 * time.Hour
 
 // Engine runs the SRS paths. It is safe for concurrent use.
 type Engine struct {
@@ -82,6 +107,7 @@ type Engine struct {
 	safe    *safeMode
 	metrics engineMetrics
 
+	jobs   sync.WaitGroup // background jobs (rebuilds)
 	loads  singleflight.Group
 	locks  [256]sync.Mutex // per-card locks of the store path, by hash
 	seed   maphash.Seed
@@ -99,6 +125,7 @@ type seasonEntry struct {
 // background work (breaker probes, recovery).
 func New(cache Cache, store Store, journal Journal, cfg Config) (*Engine, error) {
 	cfg.SeasonTTL = cmp.Or(cfg.SeasonTTL, 2*time.Second)
+	cfg.Retention = cmp.Or(cfg.Retention, 3*Year)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -166,7 +193,7 @@ func (e *Engine) servingSeason(ctx context.Context, name string) (srs.Season, *f
 	if err != nil {
 		return s, nil, err
 	}
-	if !s.ArchivedAt.IsZero() {
+	if s.Archive != srs.ArchiveNone {
 		return s, nil, &srs.SeasonArchivedError{Season: s.Name, ArchivedAt: s.ArchivedAt}
 	}
 	if !s.IsActive {

@@ -12,6 +12,8 @@ type engineMetrics struct {
 	loads          metric.Int64Counter
 	safeServed     metric.Int64Counter
 	safeRejections metric.Int64Counter
+	reconciled     metric.Int64Counter
+	discrepancies  metric.Int64Counter
 }
 
 func newEngineMetrics(m metric.Meter) (engineMetrics, error) {
@@ -31,7 +33,15 @@ func newEngineMetrics(m metric.Meter) (engineMetrics, error) {
 		metric.WithDescription("requests served from MariaDB while the breaker was not closed")); err != nil {
 		return em, err
 	}
-	em.safeRejections, err = m.Int64Counter("srsproxy_safe_mode_rejections",
-		metric.WithDescription("SRS.DUE requests refused by Safe Mode's rate limits"))
+	if em.safeRejections, err = m.Int64Counter("srsproxy_safe_mode_rejections",
+		metric.WithDescription("SRS.DUE requests refused by Safe Mode's rate limits")); err != nil {
+		return em, err
+	}
+	if em.reconciled, err = m.Int64Counter("srsproxy_reconcile_cards",
+		metric.WithDescription("cached cards compared with MariaDB by reconciliation")); err != nil {
+		return em, err
+	}
+	em.discrepancies, err = m.Int64Counter("srsproxy_reconcile_discrepancies",
+		metric.WithDescription("cached cards found older than or different from MariaDB (corrected from it)"))
 	return em, err
 }

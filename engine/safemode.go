@@ -208,6 +208,7 @@ func (e *Engine) Start(ctx context.Context) {
 func (e *Engine) Stop() {
 	e.safe.once.Do(func() { close(e.safe.stop) })
 	e.safe.wg.Wait()
+	e.jobs.Wait()
 }
 
 func (e *Engine) stateChanged(ctx context.Context, st gobreaker.State) {

@@ -19,6 +19,8 @@ type SeasonChange struct {
 	Fuzz            *bool
 	ShortTerm       *bool
 	Cache           *bool
+	AutoArchive     *bool
+	Confirm         bool // CONFIRM given: needed to switch auto-archive on for an active season
 }
 
 // CreateSeason creates a season (inactive) with the default scheduler and its
@@ -37,7 +39,7 @@ func (e *Engine) CreateSeason(ctx context.Context, name string, start, end time.
 // SetActive activates or deactivates a season.
 func (e *Engine) SetActive(ctx context.Context, name string, active bool) (srs.Season, error) {
 	return e.updateSeason(ctx, name, func(s *srs.Season) error {
-		if !s.ArchivedAt.IsZero() {
+		if s.Archive != srs.ArchiveNone {
 			return &srs.SeasonArchivedError{Season: s.Name, ArchivedAt: s.ArchivedAt}
 		}
 		if active && !s.PartitionCreated {
@@ -76,6 +78,12 @@ func (e *Engine) ChangeSeason(ctx context.Context, name string, ch SeasonChange)
 		}
 		if ch.Cache != nil {
 			s.EnableCache = *ch.Cache
+		}
+		if ch.AutoArchive != nil {
+			if *ch.AutoArchive && s.IsActive && !ch.Confirm {
+				return fmt.Errorf("%w: %s is active; AUTOARCHIVE ON makes the nightly job archive it once it is inactive and past its end date — repeat with CONFIRM", ErrNeedConfirmation, s.Name)
+			}
+			s.AutoArchive = *ch.AutoArchive
 		}
 		sched, err := fsrs.New(*sc)
 		if err != nil {

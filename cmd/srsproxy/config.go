@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/srsproxy/srsproxy/engine"
 )
 
 // Config is the sidecar's whole configuration. The zero value of each field
@@ -44,6 +46,10 @@ type Config struct {
 	SafeUserInterval time.Duration // per-user interval in Safe Mode
 	SafeWait         time.Duration // how long an over-budget request may wait
 	AlertWebhook     string        // Slack-compatible webhook for Safe Mode alerts
+
+	Retention       time.Duration // archives older than this become eligible for deletion
+	ReconcileEvery  time.Duration // period of the cluster-wide reconciliation job
+	ReconcileSample int           // cards compared per reconciliation run
 }
 
 // withDefaults fills unset fields.
@@ -70,6 +76,9 @@ func (c Config) withDefaults() Config {
 	c.SafeRPM = cmp.Or(c.SafeRPM, 500)
 	c.SafeUserInterval = cmp.Or(c.SafeUserInterval, 30*time.Second)
 	c.SafeWait = cmp.Or(c.SafeWait, 2*time.Second)
+	c.Retention = cmp.Or(c.Retention, 3*engine.Year)
+	c.ReconcileEvery = cmp.Or(c.ReconcileEvery, time.Hour)
+	c.ReconcileSample = cmp.Or(c.ReconcileSample, 10000)
 	if c.SidecarID == "" {
 		host, _ := os.Hostname()
 		_, port, _ := net.SplitHostPort(c.Listen)
@@ -112,6 +121,9 @@ func (c Config) Validate() error {
 	check(c.SafeRPM >= 1, "--safe-rpm must be positive, got %d", c.SafeRPM)
 	check(c.SafeUserInterval >= 0, "--safe-user-interval must not be negative")
 	check(c.SafeWait >= 0 && c.SafeWait <= time.Minute, "--safe-wait must be in [0, 1m], got %s", c.SafeWait)
+	check(c.Retention >= 24*time.Hour, "--retention must be at least 1d, got %s", c.Retention)
+	check(c.ReconcileEvery >= time.Minute, "--reconcile-every must be at least 1m, got %s", c.ReconcileEvery)
+	check(c.ReconcileSample >= 100 && c.ReconcileSample <= 100000, "--reconcile-sample must be in [100, 100000], got %d", c.ReconcileSample)
 	if c.AlertWebhook != "" {
 		u, err := url.Parse(c.AlertWebhook)
 		check(err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "", "--alert-webhook %q: want an http(s) URL", c.AlertWebhook)
@@ -173,6 +185,40 @@ func (l listFlag) Set(s string) error {
 	return nil
 }
 
+// longDuration parses Go durations plus days (d), months (mo, 30.44 days)
+// and years (y, 365.25 days).
+type longDuration struct{ p *time.Duration }
+
+func (l longDuration) String() string {
+	if l.p == nil {
+		return ""
+	}
+	return l.p.String()
+}
+
+func (l longDuration) Set(s string) error {
+	units := []struct {
+		suffix string
+		unit   time.Duration
+	}{{"y", engine.Year}, {"mo", engine.Year / 12}, {"d", 24 * time.Hour}}
+	for _, u := range units {
+		if num, ok := strings.CutSuffix(s, u.suffix); ok {
+			n, err := strconv.ParseFloat(num, 64)
+			if err != nil || n <= 0 {
+				return fmt.Errorf("want a period like 3y, 18mo or 90d, got %q", s)
+			}
+			*l.p = time.Duration(n * float64(u.unit))
+			return nil
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("want a period like 3y, 18mo or 90d, got %q", s)
+	}
+	*l.p = d
+	return nil
+}
+
 type levelFlag struct{ s string }
 
 func (l *levelFlag) Set(s string) error {
@@ -213,7 +259,10 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.IntVar(&c.SafeRPM, "safe-rpm", 0, "Safe Mode requests per minute of this sidecar: the system-wide budget divided by the number of sidecars (default 500)")
 	fs.DurationVar(&c.SafeUserInterval, "safe-user-interval", 0, "Safe Mode: one request per user per interval (default 30s)")
 	fs.DurationVar(&c.SafeWait, "safe-wait", 0, "Safe Mode: how long an over-budget request waits before BUSY (default 2s)")
-	fs.StringVar(&c.AlertWebhook, "alert-webhook", "", "Slack-compatible webhook told when Safe Mode is entered and left")
+	fs.StringVar(&c.AlertWebhook, "alert-webhook", "", "Slack-compatible webhook told when Safe Mode is entered and left, and of reconciliation alerts")
+	fs.Var(longDuration{&c.Retention}, "retention", "archives older than this are flagged eligible for deletion, e.g. 3y, 18mo, 90d (default 3y)")
+	fs.DurationVar(&c.ReconcileEvery, "reconcile-every", 0, "period of the cluster-wide cache reconciliation job (default 1h)")
+	fs.IntVar(&c.ReconcileSample, "reconcile-sample", 0, "cards the periodic reconciliation compares, 100-100000 (default 10000)")
 
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {

@@ -145,7 +145,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.alerter.Start(context.WithoutCancel(ctx))
 	limiter := safemode.NewLimiter(safemode.LimiterConfig{PerMinute: c.SafeRPM, UserInterval: c.SafeUserInterval, MaxWait: c.SafeWait})
 	m.engine, err = engine.New(m.cache, m.store, journal{m.queue}, engine.Config{
-		Sidecar: c.SidecarID, Logger: m.Log, Meter: m.tel.Meter,
+		Sidecar: c.SidecarID, Logger: m.Log, Meter: m.tel.Meter, Retention: c.Retention,
+		OnAlert: func(event, text string) {
+			m.Log.Error(text, "event", event)
+			m.alerter.Alert(event, text)
+		},
 		SafeMode: engine.SafeModeConfig{
 			Failures: uint32(c.BreakerFailures), OpenFor: c.BreakerOpen, Top: c.SafeTop, Limiter: limiter,
 			Unavailable: rcache.IsUnavailable, Ping: m.cache.Ping, OnChange: m.safeModeChanged,
@@ -158,6 +162,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	// last process stopped: reload those users before serving them from it.
 	m.engine.MarkStale(m.queue.PendingUsers())
 	m.engine.Start(context.WithoutCancel(ctx))
+	if err := m.engine.Resume(ctx); err != nil {
+		m.Log.Warn("resume background jobs", "err", err)
+	}
+	m.engine.StartScheduler(context.WithoutCancel(ctx), m.tasks(c), time.Minute)
 
 	pcfg := proxy.Config{Addr: c.Listen, RequirePass: c.RequirePass, Version: Version, Logger: m.Log}
 	if c.Users != "" {
@@ -187,6 +195,25 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.Log.Info("srsproxy serving", "listen", ln.Addr().String(), "redis", c.Redis, "queue", c.QueueDir,
 		"fsync", c.Fsync, "sidecar", c.SidecarID, "version", Version, "tracing", m.tel.Tracing())
 	return nil
+}
+
+// tasks are the cluster-wide periodic jobs: each runs once per period on
+// whichever sidecar takes its MariaDB lock.
+func (m *Main) tasks(c Config) []engine.Task {
+	return []engine.Task{
+		{Name: "retention", Every: 24 * time.Hour, Run: func(ctx context.Context) (string, error) {
+			flagged, err := m.engine.FlagRetention(ctx)
+			return fmt.Sprintf("flagged eligible for deletion: %v", flagged), err
+		}},
+		{Name: "auto-archive", Every: 24 * time.Hour, Run: func(ctx context.Context) (string, error) {
+			archived, err := m.engine.AutoArchive(ctx)
+			return fmt.Sprintf("archived: %v", archived), err
+		}},
+		{Name: "reconcile", Every: c.ReconcileEvery, Run: func(ctx context.Context) (string, error) {
+			rep, err := m.engine.Reconcile(ctx, "", c.ReconcileSample)
+			return fmt.Sprintf("%+v", rep), err
+		}},
+	}
 }
 
 // safeModeChanged tells operators at once: an ERROR log line and a webhook
