@@ -44,6 +44,9 @@ type safeMode struct {
 	cb      *gobreaker.CircuitBreaker[struct{}]
 	changes chan gobreaker.State
 	since   atomic.Int64 // unix ms when Safe Mode was entered; 0 when closed
+	// announced: the current outage was reported; a failed half-open probe
+	// (half-open → open) is not a new outage.
+	announced bool
 
 	// dirty are the user-seasons this sidecar wrote without the cache; their
 	// cache entries are invalidated before they are served from it again.
@@ -215,19 +218,24 @@ func (e *Engine) stateChanged(ctx context.Context, st gobreaker.State) {
 	s := e.safe
 	switch st {
 	case gobreaker.StateOpen:
-		if s.cfg.Limiter != nil && s.since.Load() != 0 {
+		if s.announced || s.since.Load() == 0 {
+			return
+		}
+		s.announced = true
+		if s.cfg.Limiter != nil {
 			s.cfg.Limiter.Reset()
 		}
-		if s.cfg.OnChange != nil && s.since.Load() != 0 {
+		if s.cfg.OnChange != nil {
 			s.cfg.OnChange(true, e.SafeModeSince())
 		}
 	case gobreaker.StateClosed:
 		since := e.SafeModeSince()
 		e.invalidateDirty(ctx)
 		s.since.Store(0)
-		if s.cfg.OnChange != nil && !since.IsZero() {
+		if s.cfg.OnChange != nil && s.announced {
 			s.cfg.OnChange(false, since)
 		}
+		s.announced = false
 	}
 }
 

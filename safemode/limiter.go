@@ -37,7 +37,8 @@ type LimiterConfig struct {
 	// user; default 30s.
 	UserInterval time.Duration
 	// MaxWait is how long a request over the global budget may wait for
-	// its token; default 2s.
+	// its token; default 2s. A negative value means no waiting: over budget
+	// is refused at once.
 	MaxWait time.Duration
 	// MaxQueue bounds the requests waiting at once; default 1000.
 	MaxQueue int
@@ -57,7 +58,6 @@ func (c LimiterConfig) Validate() error {
 	}{
 		{"PerMinute", int64(c.PerMinute)},
 		{"UserInterval", int64(c.UserInterval)},
-		{"MaxWait", int64(c.MaxWait)},
 		{"MaxQueue", int64(c.MaxQueue)},
 	} {
 		if f.value < 0 {
@@ -78,8 +78,11 @@ func (c LimiterConfig) withDefaults() LimiterConfig {
 	if c.UserInterval <= 0 {
 		c.UserInterval = DefaultUserInterval
 	}
-	if c.MaxWait <= 0 {
+	switch {
+	case c.MaxWait == 0:
 		c.MaxWait = DefaultMaxWait
+	case c.MaxWait < 0:
+		c.MaxWait = 0
 	}
 	if c.MaxQueue <= 0 {
 		c.MaxQueue = DefaultMaxQueue

@@ -605,13 +605,28 @@ func TestLimiterConfigValidate(t *testing.T) {
 		{LimiterConfig{PerMinute: -1}, "PerMinute"},
 		{LimiterConfig{PerMinute: int(time.Minute) + 1}, "PerMinute"},
 		{LimiterConfig{UserInterval: -time.Second}, "UserInterval"},
-		{LimiterConfig{MaxWait: -time.Second}, "MaxWait"},
 		{LimiterConfig{MaxQueue: -1}, "MaxQueue"},
 	} {
 		err := tc.cfg.Validate()
 		if err == nil || !strings.Contains(err.Error(), "LimiterConfig."+tc.field) {
 			t.Errorf("Validate(%+v) = %v, want an error naming %s", tc.cfg, err, tc.field)
 		}
+	}
+}
+
+// A negative MaxWait means no waiting: over budget is refused at once with
+// the real time to the next token.
+func TestLimiterNoWait(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1_700_000_000, 0)
+	l := NewLimiter(LimiterConfig{PerMinute: 60, MaxWait: -1, Now: func() time.Time { return now },
+		Sleep: func(context.Context, time.Duration) error { t.Fatal("slept with MaxWait < 0"); return nil }})
+	if err := l.Admit(context.Background(), "a"); err != nil {
+		t.Fatal(err)
+	}
+	var busy *BusyError
+	if err := l.Admit(context.Background(), "b"); !errors.As(err, &busy) || busy.RetryAfter != time.Second || busy.PerUser {
+		t.Fatalf("second user: %v, want BUSY after 1s", err)
 	}
 }
 

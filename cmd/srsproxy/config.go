@@ -44,7 +44,7 @@ type Config struct {
 	SafeTop          int           // SRS.DUE items in Safe Mode (5–10)
 	SafeRPM          int           // Safe Mode requests per minute of this sidecar
 	SafeUserInterval time.Duration // per-user interval in Safe Mode
-	SafeWait         time.Duration // how long an over-budget request may wait
+	SafeWait         time.Duration // how long an over-budget request may wait; 0 = refuse at once (the flag's default is 2s)
 	AlertWebhook     string        // Slack-compatible webhook for Safe Mode alerts
 
 	Retention       time.Duration // archives older than this become eligible for deletion
@@ -75,7 +75,6 @@ func (c Config) withDefaults() Config {
 	c.SafeTop = cmp.Or(c.SafeTop, 10)
 	c.SafeRPM = cmp.Or(c.SafeRPM, 500)
 	c.SafeUserInterval = cmp.Or(c.SafeUserInterval, 30*time.Second)
-	c.SafeWait = cmp.Or(c.SafeWait, 2*time.Second)
 	c.Retention = cmp.Or(c.Retention, 3*engine.Year)
 	c.ReconcileEvery = cmp.Or(c.ReconcileEvery, time.Hour)
 	c.ReconcileSample = cmp.Or(c.ReconcileSample, 10000)
@@ -258,7 +257,7 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.IntVar(&c.SafeTop, "safe-top", 0, "SRS.DUE items served in Safe Mode, 5-10 (default 10)")
 	fs.IntVar(&c.SafeRPM, "safe-rpm", 0, "Safe Mode requests per minute of this sidecar: the system-wide budget divided by the number of sidecars (default 500)")
 	fs.DurationVar(&c.SafeUserInterval, "safe-user-interval", 0, "Safe Mode: one request per user per interval (default 30s)")
-	fs.DurationVar(&c.SafeWait, "safe-wait", 0, "Safe Mode: how long an over-budget request waits before BUSY (default 2s)")
+	fs.DurationVar(&c.SafeWait, "safe-wait", 2*time.Second, "Safe Mode: how long an over-budget request waits before BUSY; 0 refuses at once")
 	fs.StringVar(&c.AlertWebhook, "alert-webhook", "", "Slack-compatible webhook told when Safe Mode is entered and left, and of reconciliation alerts")
 	fs.Var(longDuration{&c.Retention}, "retention", "archives older than this are flagged eligible for deletion, e.g. 3y, 18mo, 90d (default 3y)")
 	fs.DurationVar(&c.ReconcileEvery, "reconcile-every", 0, "period of the cluster-wide cache reconciliation job (default 1h)")

@@ -143,7 +143,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	m.alerter = safemode.NewAlerter(safemode.AlerterConfig{URL: c.AlertWebhook, Sidecar: c.SidecarID, Logger: m.Log})
 	m.alerter.Start(context.WithoutCancel(ctx))
-	limiter := safemode.NewLimiter(safemode.LimiterConfig{PerMinute: c.SafeRPM, UserInterval: c.SafeUserInterval, MaxWait: c.SafeWait})
+	maxWait := c.SafeWait
+	if maxWait == 0 {
+		maxWait = -1 // the limiter's "no waiting"
+	}
+	limiter := safemode.NewLimiter(safemode.LimiterConfig{PerMinute: c.SafeRPM, UserInterval: c.SafeUserInterval, MaxWait: maxWait})
 	m.engine, err = engine.New(m.cache, m.store, journal{m.queue}, engine.Config{
 		Sidecar: c.SidecarID, Logger: m.Log, Meter: m.tel.Meter, Retention: c.Retention,
 		OnAlert: func(event, text string) {
