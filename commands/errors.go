@@ -30,6 +30,7 @@ var errorPrefixes = mustUniquePrefixes([]errorPrefix{
 	{srs.ErrQueueFull, "QUEUEFULL"},
 	{srs.ErrCacheUnavailable, "CACHEDOWN"},
 	{engine.ErrContention, "TRYAGAIN"},
+	{engine.ErrUncheckable, "UNCHECKABLE"},
 	{engine.ErrSeasonActive, "SEASONACTIVE"},
 	{engine.ErrNotArchived, "NOTARCHIVED"},
 	{engine.ErrNotEligible, "NOTELIGIBLE"},

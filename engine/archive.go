@@ -96,7 +96,16 @@ func (e *Engine) ArchiveInfo(ctx context.Context, name string) (ArchiveInfo, err
 	if s.Archive == srs.ArchivePurged {
 		return info, nil
 	}
-	info.Cards, info.LogRows, _, err = e.store.ArchiveInfo(ctx, name)
+	// Counts of finished archives come from the replica, unless it has not
+	// replicated the archive tables yet; an archive in progress is still
+	// moving on the primary.
+	ok := false
+	if s.Archive == srs.ArchiveDone {
+		info.Cards, info.LogRows, ok, err = e.replica.ArchiveInfo(ctx, name)
+	}
+	if !ok {
+		info.Cards, info.LogRows, _, err = e.store.ArchiveInfo(ctx, name)
+	}
 	return info, err
 }
 
@@ -121,7 +130,9 @@ func (e *Engine) Purge(ctx context.Context, name string) error {
 	}
 	s.Archive = srs.ArchivePurged
 	e.log.Warn("archive purged on admin approval", "season", name)
-	return e.store.UpdateSeason(ctx, s)
+	err = e.store.UpdateSeason(ctx, s)
+	e.forgetSeason(name)
+	return err
 }
 
 // FlagRetention marks archives older than the retention as eligible for

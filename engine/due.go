@@ -38,7 +38,7 @@ func (e *Engine) Due(ctx context.Context, req DueRequest) (DueResult, error) {
 		req.At = e.now()
 	}
 	if !season.EnableCache {
-		return e.dueFromStore(ctx, req)
+		return e.dueFromStore(ctx, e.store, req)
 	}
 	res, err := e.dueCached(ctx, req)
 	if errors.Is(err, errBypass) {
@@ -73,7 +73,10 @@ func (e *Engine) dueCached(ctx context.Context, req DueRequest) (DueResult, erro
 }
 
 // dueSafe serves Safe Mode: the most urgent cards only, from the store's
-// (season, player, due) index, under the in-memory rate limits.
+// (season, player, due) index, under the in-memory rate limits. It reads the
+// replica when one is configured (a degraded list may lag by the replication
+// delay; this sidecar's undrained reviews are still merged in), and the
+// primary if the replica fails.
 func (e *Engine) dueSafe(ctx context.Context, req DueRequest) (DueResult, error) {
 	if l := e.cfg.SafeMode.Limiter; l != nil {
 		if err := l.Admit(ctx, req.Player); err != nil {
@@ -83,27 +86,32 @@ func (e *Engine) dueSafe(ctx context.Context, req DueRequest) (DueResult, error)
 	}
 	e.metrics.safeServed.Add(ctx, 1)
 	req.Limit = min(req.Limit, e.safe.cfg.Top)
-	res, err := e.dueFromStore(ctx, req)
+	res, err := e.dueFromStore(ctx, e.replica, req)
+	if err != nil && e.cfg.Replica != nil && ctx.Err() == nil {
+		e.log.Warn("safe mode: replica read failed; reading the primary", "season", req.Season, "player", req.Player, "err", err)
+		res, err = e.dueFromStore(ctx, e.store, req)
+	}
 	res.Degraded = true
 	return res, err
 }
 
-// dueFromStore answers from the (season, player, due) index. When this
-// sidecar still holds undrained reviews of the user, it merges them over the
-// user's cards instead, so the list is exact.
-func (e *Engine) dueFromStore(ctx context.Context, req DueRequest) (DueResult, error) {
+// dueFromStore answers from the (season, player, due) index of db (the
+// store, or its replica in Safe Mode). When this sidecar still holds
+// undrained reviews of the user, it merges them over the user's cards
+// instead, so the list is exact.
+func (e *Engine) dueFromStore(ctx context.Context, db Replica, req DueRequest) (DueResult, error) {
 	res := DueResult{Season: req.Season}
 	pending := e.journal.Pending(req.Season, req.Player)
 	if len(pending) == 0 {
-		cards, err := e.store.DueCards(ctx, req.Season, req.Player, req.Subject, req.At, req.Limit)
+		cards, err := db.DueCards(ctx, req.Season, req.Player, req.Subject, req.At, req.Limit)
 		if err != nil {
 			return res, err
 		}
-		res.Total, err = e.store.CountDue(ctx, req.Season, req.Player, req.Subject, req.At)
+		res.Total, err = db.CountDue(ctx, req.Season, req.Player, req.Subject, req.At)
 		res.Cards = cards
 		return res, err
 	}
-	cards, err := e.store.UserCards(ctx, req.Season, req.Player)
+	cards, err := db.UserCards(ctx, req.Season, req.Player)
 	if err != nil {
 		return res, err
 	}
@@ -146,7 +154,8 @@ func (e *Engine) Card(ctx context.Context, season, player, question string) (Car
 func (e *Engine) readCard(ctx context.Context, s srs.Season, player, question string) (srs.Card, bool, error) {
 	switch s.Archive {
 	case srs.ArchiveDone:
-		return e.store.ArchivedCard(ctx, s.Name, player, question)
+		// Archived for good: nothing writes it any more, a replica will do.
+		return e.replica.ArchivedCard(ctx, s.Name, player, question)
 	case srs.ArchivePurged:
 		return srs.Card{}, false, &srs.SeasonArchivedError{Season: s.Name, ArchivedAt: s.ArchivedAt}
 	case srs.ArchiveInProgress:

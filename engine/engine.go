@@ -63,6 +63,17 @@ type Store interface {
 	TryLock(ctx context.Context, name string) (*mariadb.Lock, bool, error)
 }
 
+// Replica is a read-only copy of the store (a MariaDB replica): the reads
+// that may lag the primary by the replication delay. backend/mariadb.Store
+// implements it (mariadb.OpenReplica).
+type Replica interface {
+	DueCards(ctx context.Context, season, player, subject string, now int64, limit int) ([]srs.Card, error)
+	CountDue(ctx context.Context, season, player, subject string, now int64) (int64, error)
+	UserCards(ctx context.Context, season, player string) ([]srs.Card, error)
+	ArchiveInfo(ctx context.Context, season string) (cards, logRows int64, ok bool, err error)
+	ArchivedCard(ctx context.Context, season, player, question string) (srs.Card, bool, error)
+}
+
 // Journal is the durable local queue (writebehind.Queue implements it).
 type Journal interface {
 	// Hold writes r now but keeps it from the drainer until Release; Cancel
@@ -83,7 +94,14 @@ type Journal interface {
 type Config struct {
 	Sidecar   string        // this sidecar's id, recorded with each review
 	SeasonTTL time.Duration // how long season settings are cached in memory, default 2s
-	SafeMode  SafeModeConfig
+	// ReviewIDWindow is how long the cache remembers review ids (backend/redis
+	// Options.ReviewIDTTL), default 10m.
+	ReviewIDWindow time.Duration
+	SafeMode       SafeModeConfig
+	// Replica serves Safe Mode's SRS.DUE and the reads of archived seasons
+	// (nil: the store). Never the card read before a review, nor a lazy
+	// load: those must see every drained write (read your writes).
+	Replica   Replica
 	Retention time.Duration // archives older than this become eligible for deletion, default 3 years
 	// OnAlert tells operators about a problem found by a background job
 	// (reconciliation above AlertRate); cmd/srsproxy posts it to the webhook.
@@ -100,6 +118,7 @@ const Year = 8766 * time.Hour
 type Engine struct {
 	cache   Cache
 	store   Store
+	replica Replica // the store when no replica is configured
 	journal Journal
 	cfg     Config
 	log     *slog.Logger
@@ -107,9 +126,14 @@ type Engine struct {
 	safe    *safeMode
 	metrics engineMetrics
 
-	jobs   sync.WaitGroup // background jobs (rebuilds)
-	loads  singleflight.Group
-	locks  [256]sync.Mutex // per-card locks of the store path, by hash
+	jobs  sync.WaitGroup // background jobs (rebuilds)
+	loads singleflight.Group
+	locks [256]sync.Mutex // per-card review locks, by hash
+	// users orders a lazy load (write lock) after the reviews of that user
+	// whose queue entry is held across the cache's compare-and-set (read
+	// lock): a load never reads the queue while a review it cannot see yet
+	// has already reached the cache.
+	users  [256]sync.RWMutex
 	seed   maphash.Seed
 	mu     sync.Mutex
 	season map[string]seasonEntry
@@ -126,6 +150,7 @@ type seasonEntry struct {
 func New(cache Cache, store Store, journal Journal, cfg Config) (*Engine, error) {
 	cfg.SeasonTTL = cmp.Or(cfg.SeasonTTL, 2*time.Second)
 	cfg.Retention = cmp.Or(cfg.Retention, 3*Year)
+	cfg.ReviewIDWindow = cmp.Or(cfg.ReviewIDWindow, 10*time.Minute)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -136,9 +161,12 @@ func New(cache Cache, store Store, journal Journal, cfg Config) (*Engine, error)
 		cfg.Meter = noop.NewMeterProvider().Meter("")
 	}
 	e := &Engine{
-		cache: cache, store: store, journal: journal, cfg: cfg, log: cfg.Logger,
+		cache: cache, store: store, replica: cfg.Replica, journal: journal, cfg: cfg, log: cfg.Logger,
 		safe: newSafeMode(cfg.SafeMode, cfg.Now),
 		seed: maphash.MakeSeed(), season: make(map[string]seasonEntry),
+	}
+	if e.replica == nil {
+		e.replica = store
 	}
 	var err error
 	if e.metrics, err = newEngineMetrics(cfg.Meter); err != nil {
@@ -252,6 +280,9 @@ func (e *Engine) MarkStale(users [][2]string) {
 // Concurrent misses of one user-season share one load.
 func (e *Engine) load(ctx context.Context, season, player string) error {
 	_, err, _ := e.loads.Do(season+"\x00"+player, func() (any, error) {
+		mu := e.userLock(season, player)
+		mu.Lock()
+		defer mu.Unlock()
 		// Pending first: an entry drained after this read is in the store read
 		// that follows, so none falls between the two.
 		pending := e.journal.Pending(season, player)
@@ -270,11 +301,14 @@ func (e *Engine) load(ctx context.Context, season, player string) error {
 
 // storeCard reads one card from the store with the local queue overlaid.
 func (e *Engine) storeCard(ctx context.Context, season, player, question string) (srs.Card, bool, error) {
+	// Pending first, as in load: a review drained between the two reads is
+	// then in the store read, never in neither.
+	pending := e.journal.Pending(season, player)
 	c, found, err := e.store.Card(ctx, season, player, question)
 	if err != nil {
 		return srs.Card{}, false, err
 	}
-	for _, r := range e.journal.Pending(season, player) {
+	for _, r := range pending {
 		if r.QuestionID == question && (!found || r.After.NewerThan(c.Schedule)) {
 			c, found = r.Card(), true
 		}
@@ -282,11 +316,20 @@ func (e *Engine) storeCard(ctx context.Context, season, player, question string)
 	return c, found, nil
 }
 
-// cardLock serialises reviews of one card on the store path.
+// cardLock serialises the reviews of one card in this sidecar.
 func (e *Engine) cardLock(season, player, question string) *sync.Mutex {
 	h := maphash.String(e.seed, season+"\x00"+player+"\x00"+question)
 	return &e.locks[h%uint64(len(e.locks))]
 }
+
+// userLock orders lazy loads of a user-season after its in-flight reviews.
+func (e *Engine) userLock(season, player string) *sync.RWMutex {
+	h := maphash.String(e.seed, season+"\x00"+player)
+	return &e.users[h%uint64(len(e.users))]
+}
+
+// ErrUncheckable refuses a review whose id cannot be checked for a repeat.
+var ErrUncheckable = errors.New("review id cannot be checked now; retry later")
 
 // ErrContention means a card or user kept changing under concurrent requests; the client should retry.
 var ErrContention = errors.New("card kept changing under concurrent requests; retry")

@@ -89,13 +89,13 @@ func (e *Engine) goJob(j mariadb.Job) {
 			return
 		}
 		j.Owner = e.cfg.Sidecar
-		ctx, stop := e.whileHeld(ctx, lock)
+		held, stop := e.whileHeld(ctx, lock)
 		defer stop()
-		err = e.rebuild(ctx, &j)
+		err = e.rebuild(held, &j)
 		switch {
 		case err == nil:
 			j.State, j.Finished = mariadb.JobDone, e.cfg.Now()
-		case ctx.Err() != nil:
+		case held.Err() != nil:
 			// Shutdown or lost lock: the cursor is saved; Resume continues.
 			e.log.Info("rebuild interrupted; it resumes from its cursor", "job", j.ID, "processed", j.Processed)
 		default:
@@ -309,10 +309,12 @@ func (e *Engine) Reconcile(ctx context.Context, season string, sample int) (Reco
 func (e *Engine) reconcileSeason(ctx context.Context, season string, want int, rep *ReconcileReport) error {
 	seen := map[string]bool{}
 	start := rep.Sampled
-	for rep.Sampled-start < want {
+	// SRANDMEMBER draws distinct users per call but may repeat across calls;
+	// stop when a few draws in a row bring nobody new (all sampled).
+	for stale := 0; rep.Sampled-start < want && stale < 3; {
 		var users []string
 		if err := e.safe.call(func() (err error) {
-			users, err = e.cache.SampleUsers(ctx, season, 64)
+			users, err = e.cache.SampleUsers(ctx, season, 256)
 			return err
 		}); err != nil {
 			return err
@@ -338,7 +340,9 @@ func (e *Engine) reconcileSeason(ctx context.Context, season string, want int, r
 			rep.SkippedPending += st.pending
 		}
 		if fresh == 0 {
-			return nil // every registered user sampled
+			stale++
+		} else {
+			stale = 0
 		}
 	}
 	return nil

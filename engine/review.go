@@ -61,7 +61,11 @@ func (e *Engine) Review(ctx context.Context, req ReviewRequest) (ReviewResult, e
 		return ReviewResult{}, srs.ErrReviewInFuture
 	}
 	if req.ID != "" {
-		if r, ok := e.knownReview(ctx, req); ok {
+		r, ok, err := e.knownReview(ctx, req, now)
+		if err != nil {
+			return ReviewResult{}, err
+		}
+		if ok {
 			return e.replay(sched, r)
 		}
 	} else {
@@ -120,35 +124,50 @@ func (e *Engine) reviewCached(ctx context.Context, sched *fsrs.Scheduler, req Re
 		if err != nil {
 			return ReviewResult{}, err
 		}
-		// Queue first (held), cache second: a crash in between leaves an
-		// entry that recovery drains and whose user is reloaded, never a
-		// cached review the queue does not have.
-		ticket, err := e.journal.Hold(res.Review)
+		ticket, stored, err := e.swapHeld(ctx, rd.Raw, res.Review)
 		if err != nil {
-			return ReviewResult{}, err
-		}
-		var swapped rcache.SwapResult
-		err = e.safe.call(func() (err error) {
-			swapped, err = e.cache.Swap(ctx, rd.Raw, res.Review)
-			return err
-		})
-		if err != nil || swapped != rcache.SwapStored {
-			if cerr := e.journal.Cancel(ticket); cerr != nil {
-				return ReviewResult{}, cerr
-			}
-			if err != nil {
+			if errors.Is(err, errBypass) {
 				// The swap may or may not have landed: invalidate the user
 				// before the cache serves it again; the store path decides now.
 				e.safe.markDirty(req.Season, req.Player)
-				return ReviewResult{}, err
 			}
+			return ReviewResult{}, err
+		}
+		if !stored {
 			continue // changed or evicted since the read: read again
 		}
-		e.journal.Release(ticket)
 		res.Wait = e.waiter(ticket)
 		return res, nil
 	}
 	return ReviewResult{}, ErrContention
+}
+
+// swapHeld writes r to the queue first (held), then compare-and-sets it into
+// the cache, then releases the entry (stored) or cancels it (not stored, or
+// the cache failed). Queue before cache: a crash in between leaves an entry
+// that recovery drains and whose user is reloaded, never a cached review the
+// queue lacks. The user's read lock keeps lazy loads, which read the queue,
+// out of the window between the swap and the release.
+func (e *Engine) swapHeld(ctx context.Context, expected string, r srs.Review) (ticket uint64, stored bool, err error) {
+	mu := e.userLock(r.Season, r.Player)
+	mu.RLock()
+	defer mu.RUnlock()
+	if ticket, err = e.journal.Hold(r); err != nil {
+		return 0, false, err
+	}
+	var swapped rcache.SwapResult
+	err = e.safe.call(func() (err error) {
+		swapped, err = e.cache.Swap(ctx, expected, r)
+		return err
+	})
+	if err == nil && swapped == rcache.SwapStored {
+		e.journal.Release(ticket)
+		return ticket, true, nil
+	}
+	if cerr := e.journal.Cancel(ticket); cerr != nil {
+		return 0, false, cerr
+	}
+	return 0, false, err
 }
 
 // ensureClean invalidates a user's cache entry if this sidecar wrote the user
@@ -161,19 +180,25 @@ func (e *Engine) ensureClean(ctx context.Context, season, player string) error {
 }
 
 // knownReview finds a review id in the local queue, then in the review log.
-// When MariaDB cannot answer the review goes ahead: the drainer still logs
-// and applies an id at most once (invariant 2), and a review must not be
-// refused because of an outage the queue exists to absorb.
-func (e *Engine) knownReview(ctx context.Context, req ReviewRequest) (srs.Review, bool) {
+// When MariaDB cannot answer, a review whose AT lies within the cache's
+// review-id memory goes ahead (a retry that recent is caught by the cache's
+// compare-and-set path, and the queue exists to absorb the outage); an older
+// one is refused with ErrUncheckable, because it may be a retry of a review
+// only MariaDB remembers (invariant 2).
+func (e *Engine) knownReview(ctx context.Context, req ReviewRequest, now int64) (srs.Review, bool, error) {
 	if r, ok := e.journal.PendingReview(req.Season, req.ID); ok {
-		return r, true
+		return r, true, nil
 	}
 	r, ok, err := e.store.LoggedReview(ctx, req.Season, req.ID)
-	if err != nil {
-		e.log.Warn("review id lookup failed; accepting the review, the drainer dedupes", "season", req.Season, "id", req.ID, "err", err)
-		return srs.Review{}, false
+	if err == nil {
+		return r, ok, nil
 	}
-	return r, ok
+	if !req.atNow && now-req.At > e.cfg.ReviewIDWindow.Milliseconds() {
+		return srs.Review{}, false, fmt.Errorf("%w: review %s (AT %d) is older than the cache's review-id memory and MariaDB cannot be asked whether it was applied: %v",
+			ErrUncheckable, req.ID, req.At, err)
+	}
+	e.log.Warn("review id lookup failed; accepting a recent review, the drainer dedupes", "season", req.Season, "id", req.ID, "err", err)
+	return srs.Review{}, false, nil
 }
 
 // replay answers a repeated review id with the stored result. The review is
@@ -229,8 +254,13 @@ func (e *Engine) result(sched *fsrs.Scheduler, r srs.Review) ReviewResult {
 
 // reviewInStore is the review path without the cache (season cache off, or
 // Safe Mode): the card state comes from the store plus the local queue.
-// The caller holds the card's lock.
+// The caller holds the card's lock. The user's read lock keeps a lazy load
+// from reading the queue before this append and writing its older snapshot
+// into the cache after it.
 func (e *Engine) reviewInStore(ctx context.Context, sched *fsrs.Scheduler, req ReviewRequest) (ReviewResult, error) {
+	mu := e.userLock(req.Season, req.Player)
+	mu.RLock()
+	defer mu.RUnlock()
 	card, found, err := e.storeCard(ctx, req.Season, req.Player, req.Question)
 	if err != nil {
 		return ReviewResult{}, err
