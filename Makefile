@@ -6,7 +6,7 @@ LDFLAGS   := -X main.Version=$(VERSION)
 TESTFLAGS ?= -count=1 -timeout 9m
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test test-race lint bench fmt clean
+.PHONY: help build run test test-cluster test-race lint bench fmt clean
 
 help: ## show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -20,6 +20,9 @@ run: build ## build and start the sidecar on 127.0.0.1:6380 against the local Re
 test: build ## run every test (unit, integration, real clients, crash tests)
 	$(GO) vet ./...
 	SRSPROXY_BIN=$(CURDIR)/$(BIN) $(GO) test $(TESTFLAGS) ./...
+
+test-cluster: build ## only the scale-out tests: a private 6-node Redis Cluster, failover, three sidecars (make test runs them too)
+	SRSPROXY_BIN=$(CURDIR)/$(BIN) $(GO) test $(TESTFLAGS) -run Cluster -v ./cmd/srsproxy/ ./backend/redis/
 
 test-race: build ## run the tests with the race detector
 	SRSPROXY_BIN=$(CURDIR)/$(BIN) $(GO) test -race $(TESTFLAGS) ./...

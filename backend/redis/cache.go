@@ -21,6 +21,7 @@ import (
 // Options configure the cache.
 type Options struct {
 	Addrs    []string      // one address: a single server; several: a cluster
+	Cluster  bool          // a Redis Cluster even with one (seed) address
 	Password string        //
 	Prefix   string        // key prefix, default "srs"; must not contain '{' or '}'
 	TTL      time.Duration // sliding expiry of an idle user-season, default 24h
@@ -82,8 +83,42 @@ func New(opts Options) (*Cache, error) {
 		DialerRetries:   1,
 		Protocol:        2,
 		DisableIdentity: true,
+		IsClusterMode:   opts.Cluster,
 	})
+	if cc, ok := rdb.(*goredis.ClusterClient); ok {
+		cc.AddHook(reloadOnFailure{cc})
+	}
 	return &Cache{rdb: rdb, opts: opts}, nil
+}
+
+// reloadOnFailure makes a cluster client re-read the slot map (CLUSTER
+// SLOTS) after a call failed for availability reasons. go-redis reloads it
+// on MOVED, READONLY and every 60 s; but when a master dies, calls for its
+// slots go to the dead address and never see a MOVED, so without this the
+// client would keep failing for up to a minute after a replica took over.
+// Reloads are coalesced by go-redis (one at a time, 200 ms apart).
+type reloadOnFailure struct{ cc *goredis.ClusterClient }
+
+func (h reloadOnFailure) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+
+func (h reloadOnFailure) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		err := next(ctx, cmd)
+		if IsUnavailable(err) {
+			h.cc.ReloadState(ctx)
+		}
+		return err
+	}
+}
+
+func (h reloadOnFailure) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		err := next(ctx, cmds)
+		if IsUnavailable(err) {
+			h.cc.ReloadState(ctx)
+		}
+		return err
+	}
 }
 
 // Client is the underlying go-redis client (status, tests).
@@ -298,8 +333,11 @@ func (c *Cache) Invalidate(ctx context.Context, season, player string) error {
 	return nil
 }
 
-// LoadScripts loads every script into the script cache of every server, so
-// EVALSHA succeeds without a fallback (needed inside pipelines).
+// LoadScripts loads every script into the script cache of every server
+// (on a cluster: every master and replica), so EVALSHA succeeds at once.
+// Single calls fall back to EVAL on NOSCRIPT by themselves; the pipelined
+// ones (LoadMany) retry such commands one by one, which covers a replica
+// promoted or a node restarted after the start.
 func (c *Cache) LoadScripts(ctx context.Context) error {
 	load := func(ctx context.Context, client *goredis.Client) error {
 		for _, s := range allScripts {

@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -74,33 +75,57 @@ func (c *Cache) PutIfUnchanged(ctx context.Context, season, player string, puts 
 // (false: the user was already loaded and was left alone).
 func (c *Cache) LoadMany(ctx context.Context, season string, users map[string][]srs.Card) (map[string]bool, error) {
 	cmds := make(map[string]*goredis.Cmd, len(users))
-	_, err := c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		for player, cards := range users {
-			args := make([]any, 0, 1+3*len(cards))
-			args = append(args, ms(c.opts.TTL))
-			for _, card := range cards {
-				val, err := encodeCard(card)
-				if err != nil {
-					return err
-				}
-				args = append(args, card.QuestionID, val, card.Due)
+	argv := make(map[string][]any, len(users))
+	var adds []*goredis.IntCmd
+	for player, cards := range users {
+		args := make([]any, 0, 1+3*len(cards))
+		args = append(args, ms(c.opts.TTL))
+		for _, card := range cards {
+			val, err := encodeCard(card)
+			if err != nil {
+				return nil, err
 			}
-			// EVALSHA: LoadScripts put the script on every server, and a
+			args = append(args, card.QuestionID, val, card.Due)
+		}
+		argv[player] = args
+	}
+	_, err := c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for player, args := range argv {
+			// EVALSHA: LoadScripts put the script on every server; a
 			// pipeline cannot fall back to EVAL per command.
 			cmds[player] = loadScript.EvalSha(ctx, p, c.keys(season, player)[:2], args...)
-			p.SAdd(ctx, c.registryKey(season), player)
+			adds = append(adds, p.SAdd(ctx, c.registryKey(season), player))
 		}
 		return nil
 	})
-	if err != nil {
+	if err != nil && !isNoScript(err) {
 		return nil, fmt.Errorf("redis load many: %w", err)
+	}
+	for _, cmd := range adds {
+		if err := cmd.Err(); err != nil {
+			return nil, fmt.Errorf("redis season registry: %w", err)
+		}
 	}
 	out := make(map[string]bool, len(cmds))
 	for player, cmd := range cmds {
-		n, _ := cmd.Int()
+		n, err := cmd.Int()
+		if isNoScript(err) {
+			// A server without the script (a replica promoted, or a node
+			// restarted, since LoadScripts): this call loads it there.
+			n, err = loadScript.Run(ctx, c.rdb, c.keys(season, player)[:2], argv[player]...).Int()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("redis load many: %w", err)
+		}
 		out[player] = n == 1
 	}
 	return out, nil
+}
+
+// isNoScript reports a NOSCRIPT reply: EVALSHA of a script the server has
+// not cached.
+func isNoScript(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
 }
 
 // SampleUsers returns up to n distinct users registered for a season (SRANDMEMBER: O(n), not a scan).

@@ -22,10 +22,12 @@ import (
 type Config struct {
 	Listen          string        // RESP listen address
 	Redis           []string      // upstream Redis addresses
+	RedisCluster    bool          // Redis Cluster even with one seed address (several addresses always mean a cluster)
 	RedisPassword   string        //
 	RedisPrefix     string        // key prefix in the upstream Redis
 	CacheTTL        time.Duration // sliding expiry of an idle user-season
 	MySQL           string        // MariaDB DSN; the database is created if missing
+	MySQLReplica    string        // optional read-only replica DSN for Safe Mode due lists and archive reads
 	QueueDir        string        // durable local queue
 	QueueMaxBytes   int64         // undrained bytes before SRS.REVIEW is refused
 	Fsync           string        // always | interval
@@ -107,6 +109,11 @@ func (c Config) Validate() error {
 	check(!strings.ContainsAny(c.RedisPrefix, "{}"), "--redis-prefix %q must not contain '{' or '}'", c.RedisPrefix)
 	_, err = mysql.ParseDSN(c.MySQL)
 	check(err == nil, "--mysql: %v", err)
+	if c.MySQLReplica != "" {
+		rc, err := mysql.ParseDSN(c.MySQLReplica)
+		check(err == nil, "--mysql-replica: %v", err)
+		check(err != nil || rc.DBName != "", "--mysql-replica %q names no database", c.MySQLReplica)
+	}
 	check(c.QueueMaxBytes >= 1<<20, "--queue-max-bytes must be at least 1MiB, got %d", c.QueueMaxBytes)
 	check(c.Fsync == "always" || c.Fsync == "interval", "--fsync must be always or interval, got %q", c.Fsync)
 	check(c.FsyncInterval > 0 && c.FsyncInterval <= 10*time.Second, "--fsync-interval must be in (0, 10s], got %s", c.FsyncInterval)
@@ -236,10 +243,12 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs := flag.NewFlagSet("srsproxy", flag.ContinueOnError)
 	fs.StringVar(&c.Listen, "listen", "", "RESP listen address (default 127.0.0.1:6380)")
 	fs.Var(listFlag{&c.Redis}, "redis", "upstream Redis addresses, comma-separated; several = Redis Cluster (default 127.0.0.1:6379)")
+	fs.BoolVar(&c.RedisCluster, "redis-cluster", false, "the upstream is a Redis Cluster even with one --redis (seed) address")
 	fs.StringVar(&c.RedisPassword, "redis-password", "", "upstream Redis password")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", "", "key prefix in the upstream Redis (default srs)")
 	fs.DurationVar(&c.CacheTTL, "cache-ttl", 0, "sliding expiry of an idle user's cache entry (default 24h)")
 	fs.StringVar(&c.MySQL, "mysql", "", "MariaDB DSN (default root@tcp(127.0.0.1:3306)/srs)")
+	fs.StringVar(&c.MySQLReplica, "mysql-replica", "", "optional read-only MariaDB replica DSN: Safe Mode SRS.DUE and archive reads go there, never the reads before a review")
 	fs.StringVar(&c.QueueDir, "queue-dir", "", "durable local queue directory (default ./data/queue)")
 	fs.Var(bytesFlag{&c.QueueMaxBytes}, "queue-max-bytes", "undrained queue bytes before reviews are refused (default 1GiB)")
 	fs.StringVar(&c.Fsync, "fsync", "", "always (ack after fsync, default) or interval (ack before fsync; up to --fsync-interval of acks can be lost on power loss)")

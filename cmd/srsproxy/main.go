@@ -60,6 +60,7 @@ type Main struct {
 	Log    *slog.Logger
 
 	store   *mariadb.Store
+	replica *mariadb.Store // --mysql-replica; nil without one
 	queue   *writebehind.Queue
 	cache   *rcache.Cache
 	engine  *engine.Engine
@@ -119,6 +120,16 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.store, err = mariadb.Open(ctx, c.MySQL, m.Log); err != nil {
 		return fmt.Errorf("mysql: %w", err)
 	}
+	var replica engine.Replica
+	if c.MySQLReplica != "" {
+		if m.replica, err = mariadb.OpenReplica(c.MySQLReplica, m.Log); err != nil {
+			return fmt.Errorf("mysql replica: %w", err)
+		}
+		if err := m.replica.Ping(ctx); err != nil {
+			m.Log.Warn("mysql replica not reachable at start; Safe Mode reads fall back to the primary while it is down", "err", err)
+		}
+		replica = m.replica
+	}
 	fsync := writebehind.FsyncAlways
 	if c.Fsync == "interval" {
 		fsync = writebehind.FsyncInterval
@@ -132,7 +143,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	m.queue.Start(context.WithoutCancel(ctx), m.store)
 	m.cache, err = rcache.New(rcache.Options{
-		Addrs: c.Redis, Password: c.RedisPassword, Prefix: c.RedisPrefix, TTL: c.CacheTTL,
+		Addrs: c.Redis, Cluster: c.RedisCluster, Password: c.RedisPassword, Prefix: c.RedisPrefix, TTL: c.CacheTTL,
 		ReadTimeout: c.RedisTimeout, WriteTimeout: c.RedisTimeout, DialTimeout: 2 * c.RedisTimeout,
 	})
 	if err != nil {
@@ -149,7 +160,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	limiter := safemode.NewLimiter(safemode.LimiterConfig{PerMinute: c.SafeRPM, UserInterval: c.SafeUserInterval, MaxWait: maxWait})
 	m.engine, err = engine.New(m.cache, m.store, journal{m.queue}, engine.Config{
-		Sidecar: c.SidecarID, Logger: m.Log, Meter: m.tel.Meter, Retention: c.Retention,
+		Sidecar: c.SidecarID, Logger: m.Log, Meter: m.tel.Meter, Retention: c.Retention, Replica: replica,
 		OnAlert: func(event, text string) {
 			m.Log.Error(text, "event", event)
 			m.alerter.Alert(event, text)
@@ -196,7 +207,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	m.Log.Info("srsproxy serving", "listen", ln.Addr().String(), "redis", c.Redis, "queue", c.QueueDir,
+	m.Log.Info("srsproxy serving", "listen", ln.Addr().String(), "redis", c.Redis, "redis_cluster", c.RedisCluster || len(c.Redis) > 1,
+		"mysql_replica", c.MySQLReplica != "", "queue", c.QueueDir,
 		"fsync", c.Fsync, "sidecar", c.SidecarID, "version", Version, "tracing", m.tel.Tracing())
 	return nil
 }
@@ -264,8 +276,13 @@ func (m *Main) status(ctx context.Context) (commands.Status, error) {
 	for i, s := range seasons {
 		names[i] = s.Name
 	}
-	st.CachedUsers, err = m.cache.CachedUsers(ctx, names)
-	return st, err
+	// On a cluster a shard may be down (failing over) while PING, sent to
+	// one node, answers: report the rest rather than fail the command.
+	if st.CachedUsers, err = m.cache.CachedUsers(ctx, names); err != nil {
+		m.Log.Warn("SRS.STATUS: cached users unknown", "err", err)
+		st.CachedUsers = nil
+	}
+	return st, nil
 }
 
 // Addr is the RESP listen address (useful with port 0).
@@ -338,6 +355,9 @@ func (m *Main) Close() error {
 	}
 	if m.store != nil {
 		errs = append(errs, m.store.Close())
+	}
+	if m.replica != nil {
+		errs = append(errs, m.replica.Close())
 	}
 	if m.alerter != nil {
 		m.alerter.Stop()
