@@ -267,12 +267,43 @@ func (e *Engine) waiter(t uint64) func(context.Context) error {
 	return func(ctx context.Context) error { return e.journal.Wait(ctx, t) }
 }
 
-// MarkStale makes the engine invalidate these user-seasons' cache entries
-// before it next serves them from the cache: at start, the users with
-// recovered queue entries, whose compare-and-set may or may not have run.
-func (e *Engine) MarkStale(users [][2]string) {
+// Recover brings the cache up to date with the reviews recovered from the
+// queue at start, whose compare-and-set may or may not have run before the
+// last process stopped. A cached card older than a recovered review gets
+// that review's state (compare-and-set against what was read); newer or
+// equal cached cards, including other sidecars' reviews, are left alone —
+// the cache entry is not deleted, because a reload would miss other
+// sidecars' undrained reviews. A user-season that is not cached needs
+// nothing: its lazy load overlays the queue. If the cache cannot be reached,
+// the user is invalidated before the cache next serves it.
+func (e *Engine) Recover(ctx context.Context, users [][2]string) {
 	for _, u := range users {
-		e.safe.markDirty(u[0], u[1])
+		season, player := u[0], u[1]
+		err := e.safe.call(func() error {
+			cached, loaded, err := e.cache.UserCards(ctx, season, player)
+			if err != nil || !loaded {
+				return err
+			}
+			var puts []rcache.Put
+			for _, c := range overlay(nil, e.journal.Pending(season, player)) {
+				cur, ok := cached[c.QuestionID]
+				if !ok || c.NewerThan(cur.Card.Schedule) {
+					puts = append(puts, rcache.Put{Expected: cur.Raw, Card: c})
+				}
+			}
+			if len(puts) == 0 {
+				return nil
+			}
+			n, err := e.cache.PutIfUnchanged(ctx, season, player, puts)
+			if err == nil && n != len(puts) {
+				err = fmt.Errorf("%d of %d recovered cards changed meanwhile", len(puts)-n, len(puts))
+			}
+			return err
+		})
+		if err != nil {
+			e.log.Warn("recover cache from the queue; the user is reloaded before the cache serves it", "season", season, "player", player, "err", err)
+			e.safe.markDirty(season, player)
+		}
 	}
 }
 

@@ -174,8 +174,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	// Recovered entries may or may not have reached the cache before the
-	// last process stopped: reload those users before serving them from it.
-	m.engine.MarkStale(m.queue.PendingUsers())
+	// last process stopped: bring their cached cards up to date.
+	m.engine.Recover(ctx, m.queue.PendingUsers())
 	m.engine.Start(context.WithoutCancel(ctx))
 	if err := m.engine.Resume(ctx); err != nil {
 		m.Log.Warn("resume background jobs", "err", err)
