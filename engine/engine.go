@@ -95,7 +95,7 @@ type Config struct {
 	Sidecar   string        // this sidecar's id, recorded with each review
 	SeasonTTL time.Duration // how long season settings are cached in memory, default 2s
 	// ReviewIDWindow is how long the cache remembers review ids (backend/redis
-	// Options.ReviewIDTTL), default 10m.
+	// Options.ReviewIDTTL), default 1h.
 	ReviewIDWindow time.Duration
 	SafeMode       SafeModeConfig
 	// Replica serves Safe Mode's SRS.DUE and the reads of archived seasons
@@ -150,7 +150,7 @@ type seasonEntry struct {
 func New(cache Cache, store Store, journal Journal, cfg Config) (*Engine, error) {
 	cfg.SeasonTTL = cmp.Or(cfg.SeasonTTL, 2*time.Second)
 	cfg.Retention = cmp.Or(cfg.Retention, 3*Year)
-	cfg.ReviewIDWindow = cmp.Or(cfg.ReviewIDWindow, 10*time.Minute)
+	cfg.ReviewIDWindow = cmp.Or(cfg.ReviewIDWindow, time.Hour)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}

@@ -28,7 +28,9 @@ type ReviewRequest struct {
 	Subject, Topic, Stage    *string
 	DurationMS               int64
 
-	atNow bool // At was not given: the answer is "now", never before the card's last review
+	atNow   bool  // At was not given: the answer is "now", never before the card's last review
+	idGiven bool  // the client chose the id, so it may be a retry
+	now     int64 // when the request arrived, unix ms
 }
 
 // ReviewResult is the applied (or, for a repeated id, the stored) review.
@@ -60,12 +62,10 @@ func (e *Engine) Review(ctx context.Context, req ReviewRequest) (ReviewResult, e
 	if req.At > now+MaxFutureMS {
 		return ReviewResult{}, srs.ErrReviewInFuture
 	}
+	req.now = now
 	if req.ID != "" {
-		r, ok, err := e.knownReview(ctx, req, now)
-		if err != nil {
-			return ReviewResult{}, err
-		}
-		if ok {
+		req.idGiven = true
+		if r, ok := e.journal.PendingReview(req.Season, req.ID); ok {
 			return e.replay(sched, r)
 		}
 	} else {
@@ -119,6 +119,12 @@ func (e *Engine) reviewCached(ctx context.Context, sched *fsrs.Scheduler, req Re
 		e.metrics.cacheReads.Add(ctx, 1, e.metrics.hit)
 		if rd.Dup != nil {
 			return e.replay(sched, *rd.Dup)
+		}
+		if req.idGiven && !e.inIDWindow(req) {
+			// Older than the cache's review-id memory: only MariaDB knows.
+			if r, ok, err := e.loggedReview(ctx, req); err != nil || ok {
+				return e.replayLogged(sched, r, err)
+			}
 		}
 		res, err := e.next(sched, req, rd.Card, rd.Found)
 		if err != nil {
@@ -179,26 +185,39 @@ func (e *Engine) ensureClean(ctx context.Context, season, player string) error {
 	return e.invalidate(ctx, season, player)
 }
 
-// knownReview finds a review id in the local queue, then in the review log.
-// When MariaDB cannot answer, a review whose AT lies within the cache's
-// review-id memory goes ahead (a retry that recent is caught by the cache's
-// compare-and-set path, and the queue exists to absorb the outage); an older
-// one is refused with ErrUncheckable, because it may be a retry of a review
-// only MariaDB remembers (invariant 2).
-func (e *Engine) knownReview(ctx context.Context, req ReviewRequest, now int64) (srs.Review, bool, error) {
-	if r, ok := e.journal.PendingReview(req.Season, req.ID); ok {
-		return r, true, nil
-	}
+// inIDWindow reports whether a repeat of this review id would still be in
+// the cache's review-id memory: the answer is "now" or recent enough. Then
+// the cache's check is enough and MariaDB is not asked (no query on the hot
+// path); a client retrying an id later than that without its original AT is
+// taken as a new answer.
+func (e *Engine) inIDWindow(req ReviewRequest) bool {
+	return req.atNow || req.now-req.At <= e.cfg.ReviewIDWindow.Milliseconds()
+}
+
+// loggedReview asks the review log whether a review id was applied. When
+// MariaDB cannot answer, a review in the cache's review-id window goes ahead
+// (the queue exists to absorb the outage); an older one is refused with
+// ErrUncheckable, because it may be a retry only MariaDB remembers
+// (invariant 2).
+func (e *Engine) loggedReview(ctx context.Context, req ReviewRequest) (srs.Review, bool, error) {
 	r, ok, err := e.store.LoggedReview(ctx, req.Season, req.ID)
 	if err == nil {
 		return r, ok, nil
 	}
-	if !req.atNow && now-req.At > e.cfg.ReviewIDWindow.Milliseconds() {
+	if !e.inIDWindow(req) {
 		return srs.Review{}, false, fmt.Errorf("%w: review %s (AT %d) is older than the cache's review-id memory and MariaDB cannot be asked whether it was applied: %v",
 			ErrUncheckable, req.ID, req.At, err)
 	}
 	e.log.Warn("review id lookup failed; accepting a recent review, the drainer dedupes", "season", req.Season, "id", req.ID, "err", err)
 	return srs.Review{}, false, nil
+}
+
+// replayLogged is replay for a review the log knows, or the lookup's error.
+func (e *Engine) replayLogged(sched *fsrs.Scheduler, r srs.Review, err error) (ReviewResult, error) {
+	if err != nil {
+		return ReviewResult{}, err
+	}
+	return e.replay(sched, r)
 }
 
 // replay answers a repeated review id with the stored result. The review is
@@ -258,6 +277,12 @@ func (e *Engine) result(sched *fsrs.Scheduler, r srs.Review) ReviewResult {
 // from reading the queue before this append and writing its older snapshot
 // into the cache after it.
 func (e *Engine) reviewInStore(ctx context.Context, sched *fsrs.Scheduler, req ReviewRequest) (ReviewResult, error) {
+	if req.idGiven {
+		// No cache on this path: the review log is the only memory of ids.
+		if r, ok, err := e.loggedReview(ctx, req); err != nil || ok {
+			return e.replayLogged(sched, r, err)
+		}
+	}
 	mu := e.userLock(req.Season, req.Player)
 	mu.RLock()
 	defer mu.RUnlock()

@@ -26,7 +26,7 @@ type Options struct {
 	Prefix   string        // key prefix, default "srs"; must not contain '{' or '}'
 	TTL      time.Duration // sliding expiry of an idle user-season, default 24h
 	// ReviewIDTTL is how long a review id is remembered in Redis for retries,
-	// default 10m. Older ids are found in the queue or the review log.
+	// default 1h. Older ids are found in the queue or the review log.
 	ReviewIDTTL  time.Duration
 	PoolSize     int           // default 64
 	DialTimeout  time.Duration // default 1s
@@ -37,7 +37,7 @@ type Options struct {
 func (o *Options) fill() {
 	o.Prefix = cmpOr(o.Prefix, "srs")
 	o.TTL = cmpOr(o.TTL, 24*time.Hour)
-	o.ReviewIDTTL = cmpOr(o.ReviewIDTTL, 10*time.Minute)
+	o.ReviewIDTTL = cmpOr(o.ReviewIDTTL, time.Hour)
 	o.PoolSize = cmpOr(o.PoolSize, 64)
 	o.DialTimeout = cmpOr(o.DialTimeout, time.Second)
 	o.ReadTimeout = cmpOr(o.ReadTimeout, 500*time.Millisecond)

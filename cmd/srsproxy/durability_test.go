@@ -951,7 +951,7 @@ func TestOutageRetriedReviewIDForgottenByRedis(t *testing.T) {
 	t.Parallel()
 	m, _, proxy, st, c, l := outageSidecar(t)
 	ctx := context.Background()
-	oldAt := time.Now().Add(-time.Hour).UnixMilli()
+	oldAt := time.Now().Add(-3 * time.Hour).UnixMilli() // beyond the 1h review-id window
 	if _, err := review(c, l, "SEASON-2026", "w0", "q7", 3, reviewOpts{ID: "old-1", At: oldAt}); err != nil {
 		t.Fatal(err)
 	}

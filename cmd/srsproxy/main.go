@@ -144,6 +144,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.queue.Start(context.WithoutCancel(ctx), m.store)
 	m.cache, err = rcache.New(rcache.Options{
 		Addrs: c.Redis, Cluster: c.RedisCluster, Password: c.RedisPassword, Prefix: c.RedisPrefix, TTL: c.CacheTTL,
+		ReviewIDTTL: c.ReviewIDWindow,
 		ReadTimeout: c.RedisTimeout, WriteTimeout: c.RedisTimeout, DialTimeout: 2 * c.RedisTimeout,
 	})
 	if err != nil {
@@ -160,7 +161,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	limiter := safemode.NewLimiter(safemode.LimiterConfig{PerMinute: c.SafeRPM, UserInterval: c.SafeUserInterval, MaxWait: maxWait})
 	m.engine, err = engine.New(m.cache, m.store, journal{m.queue}, engine.Config{
-		Sidecar: c.SidecarID, Logger: m.Log, Meter: m.tel.Meter, Retention: c.Retention, Replica: replica,
+		Sidecar: c.SidecarID, Logger: m.Log, Meter: m.tel.Meter, Retention: c.Retention, ReviewIDWindow: c.ReviewIDWindow, Replica: replica,
 		OnAlert: func(event, text string) {
 			m.Log.Error(text, "event", event)
 			m.alerter.Alert(event, text)
