@@ -8,9 +8,14 @@ import goredis "github.com/redis/go-redis/v9"
 // in the due set. Both keys carry the same sliding TTL; checking both means a
 // half-expired pair is treated as not loaded, never as a user with no cards.
 
+// The due set's marker has score +inf, so it is the set's last member:
+// ZRANGE -1 -1 reads it from the tail in O(1), where ZSCORE would walk a
+// listpack-encoded set.
 const loadedCheck = `
 local function loaded(c, d)
-  return redis.call('HEXISTS', c, '') == 1 and redis.call('ZSCORE', d, '') ~= false
+  if redis.call('HEXISTS', c, '') == 0 then return false end
+  local last = redis.call('ZRANGE', d, -1, -1)
+  return last[1] == ''
 end
 `
 
@@ -25,8 +30,9 @@ local now, limit, subj, ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 redis.call('PEXPIRE', c, ttl)
 redis.call('PEXPIRE', d, ttl)
 if subj == '' then
-  local total = redis.call('ZCOUNT', d, '-inf', now)
   local ids = redis.call('ZRANGEBYSCORE', d, '-inf', now, 'LIMIT', 0, limit)
+  local total = #ids
+  if total == limit then total = redis.call('ZCOUNT', d, '-inf', now) end -- a full page: count the rest
   if #ids == 0 then return {total, {}} end
   local vals = redis.call('HMGET', c, unpack(ids))
   local out = {}
