@@ -127,6 +127,10 @@ func (e *Engine) SeasonInfo(ctx context.Context, name string) (SeasonInfo, error
 	if err != nil {
 		return SeasonInfo{}, err
 	}
+	// Show the effective scheduler: defaults filled, weights migrated.
+	if sched, err := fsrs.New(s.Scheduler); err == nil {
+		s.Scheduler = sched.Config()
+	}
 	n, err := e.store.CountCards(ctx, name)
 	return SeasonInfo{Season: s, Cards: n}, err
 }
