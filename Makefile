@@ -32,8 +32,13 @@ lint: ## go vet, gofmt and golangci-lint (when installed)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	@if command -v golangci-lint >/dev/null; then golangci-lint run ./...; else echo "golangci-lint not installed; skipped"; fi
 
-bench: build ## micro-benchmarks of the hot functions
-	$(GO) test -run '^$$' -bench . -benchmem ./fsrs/ ./writebehind/ ./backend/...
+bench: build ## whole-system benchmark, ~10 min (cmd/srsbench): writes docs/benchmarks/; BENCHARGS="--profile quick" for a smoke run
+	@command -v nutcracker >/dev/null 2>&1 || test -x /usr/sbin/nutcracker || \
+		apt-get install -y -qq nutcracker >/dev/null 2>&1 || \
+		(apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq nutcracker >/dev/null 2>&1) || \
+		echo "srsbench: the Debian package nutcracker (twemproxy) could not be installed; the twemproxy baseline will be skipped"
+	$(GO) build -o bin/srsbench ./cmd/srsbench
+	./bin/srsbench --bin $(BIN) --out docs/benchmarks --cpuprofile docs/benchmarks/pprof $(BENCHARGS)
 
 fmt: ## gofmt the tree
 	gofmt -w $$(git ls-files '*.go')
