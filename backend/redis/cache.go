@@ -28,7 +28,7 @@ type Options struct {
 	// ReviewIDTTL is how long a review id is remembered in Redis for retries,
 	// default 1h. Older ids are found in the queue or the review log.
 	ReviewIDTTL  time.Duration
-	PoolSize     int           // default 64
+	PoolSize     int           // default 256: waits for a pooled connection under a burst would read as an outage
 	DialTimeout  time.Duration // default 1s
 	ReadTimeout  time.Duration // default 500ms
 	WriteTimeout time.Duration // default 500ms
@@ -38,7 +38,7 @@ func (o *Options) fill() {
 	o.Prefix = cmpOr(o.Prefix, "srs")
 	o.TTL = cmpOr(o.TTL, 24*time.Hour)
 	o.ReviewIDTTL = cmpOr(o.ReviewIDTTL, time.Hour)
-	o.PoolSize = cmpOr(o.PoolSize, 64)
+	o.PoolSize = cmpOr(o.PoolSize, 256)
 	o.DialTimeout = cmpOr(o.DialTimeout, time.Second)
 	o.ReadTimeout = cmpOr(o.ReadTimeout, 500*time.Millisecond)
 	o.WriteTimeout = cmpOr(o.WriteTimeout, 500*time.Millisecond)
