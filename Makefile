@@ -9,7 +9,7 @@ TESTFLAGS ?= -count=1 -timeout 9m
 .PHONY: help build run test test-cluster test-race lint bench fmt clean
 
 help: ## show the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 build: ## build bin/srsproxy
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/srsproxy
