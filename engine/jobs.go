@@ -70,15 +70,8 @@ func (e *Engine) goJob(j mariadb.Job) {
 	e.jobs.Add(1)
 	go func() {
 		defer e.jobs.Done()
-		ctx, cancel := context.WithCancel(context.Background())
+		ctx, cancel := e.untilStop(context.Background())
 		defer cancel()
-		go func() {
-			select {
-			case <-e.safe.stop:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
 		lock, ok, err := e.store.TryLock(ctx, "job:"+j.ID)
 		if err != nil || !ok {
 			return // another sidecar runs it

@@ -77,15 +77,8 @@ func (e *Engine) StartScheduler(ctx context.Context, tasks []Task, tick time.Dur
 	e.safe.wg.Add(1)
 	go func() {
 		defer e.safe.wg.Done()
-		ctx, cancel := context.WithCancel(ctx)
+		ctx, cancel := e.untilStop(ctx)
 		defer cancel()
-		go func() {
-			select {
-			case <-e.safe.stop:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
 		t := time.NewTicker(tick)
 		defer t.Stop()
 		for {
@@ -97,4 +90,17 @@ func (e *Engine) StartScheduler(ctx context.Context, tasks []Task, tick time.Dur
 			}
 		}
 	}()
+}
+
+// untilStop returns a context that also ends when the engine stops.
+func (e *Engine) untilStop(parent context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(parent)
+	go func() {
+		select {
+		case <-e.safe.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }
