@@ -168,7 +168,7 @@ func (c *Cache) Due(ctx context.Context, season, player, subject string, now int
 		if !ok {
 			continue // a due member without state: skipped, repaired by the next load
 		}
-		card, err := decodeCard(season, player, id, []byte(val))
+		card, err := decodeCard(season, player, questionOf(id), []byte(val))
 		if err != nil {
 			return DueResult{}, err
 		}
@@ -190,7 +190,7 @@ type ReadResult struct {
 // the review stored under that id in the last ReviewIDTTL.
 func (c *Cache) Read(ctx context.Context, season, player, question, reviewID string) (ReadResult, error) {
 	k := c.keys(season, player)
-	v, err := readScript.Run(ctx, c.rdb, k, question, reviewID).Result()
+	v, err := readScript.Run(ctx, c.rdb, k, member(question), reviewID).Result()
 	if err != nil {
 		return ReadResult{}, fmt.Errorf("redis read: %w", err)
 	}
@@ -233,7 +233,7 @@ func (c *Cache) Load(ctx context.Context, season, player string, cards []srs.Car
 		if err != nil {
 			return false, err
 		}
-		args = append(args, card.QuestionID, val, card.Due)
+		args = append(args, member(card.QuestionID), val, card.Due)
 	}
 	n, err := loadScript.Run(ctx, c.rdb, c.keys(season, player)[:2], args...).Int()
 	if err != nil {
@@ -317,7 +317,7 @@ func (c *Cache) Swap(ctx context.Context, expected string, r srs.Review) (SwapRe
 	if err != nil {
 		return 0, err
 	}
-	n, err := swapScript.Run(ctx, c.rdb, c.keys(r.Season, r.Player), r.QuestionID, expected, val,
+	n, err := swapScript.Run(ctx, c.rdb, c.keys(r.Season, r.Player), member(r.QuestionID), expected, val,
 		r.After.Due, ms(c.opts.TTL), r.ID, stored, ms(c.opts.ReviewIDTTL)).Int()
 	if err != nil {
 		return 0, fmt.Errorf("redis swap: %w", err)

@@ -184,3 +184,59 @@ func TestRegistryAndMemory(t *testing.T) {
 		t.Fatalf("memory: %d %v", n, err)
 	}
 }
+
+func TestMemberEncoding(t *testing.T) {
+	t.Parallel()
+	for _, q := range []string{
+		"6f1c2a8e-3b4d-4c5e-9f60-718293a4b5c6", // canonical: 17 bytes in Redis
+		"6F1C2A8E-3B4D-4C5E-9F60-718293A4B5C6", // upper case: kept as sent
+		"q-101", "", "6f1c2a8e3b4d4c5e9f60718293a4b5c6-xyzw",
+	} {
+		m := member(q)
+		if got := questionOf(m); got != q {
+			t.Errorf("round trip of %q: %q", q, got)
+		}
+		if q == "6f1c2a8e-3b4d-4c5e-9f60-718293a4b5c6" && len(m) != 17 {
+			t.Errorf("canonical UUID %q stored in %d bytes", q, len(m))
+		}
+	}
+	if len(member("6F1C2A8E-3B4D-4C5E-9F60-718293A4B5C6")) != 36 {
+		t.Error("a non-canonical UUID must keep its exact bytes")
+	}
+}
+
+// Cards with UUID question ids go through every script in binary form and
+// come back as the ids the client sent.
+func TestUUIDQuestionsThroughScripts(t *testing.T) {
+	t.Parallel()
+	c := testCache(t)
+	ctx := context.Background()
+	q1, q2 := "6f1c2a8e-3b4d-4c5e-9f60-718293a4b5c6", "0a1b2c3d-4e5f-4061-8293-a4b5c6d7e8f9"
+	a, b := card(q1, "m", 100), card(q2, "m", 200)
+	if _, err := c.Load(ctx, "SEASON-2026", "p1", []srs.Card{a, b}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Due(ctx, "SEASON-2026", "p1", "m", 1000, 10)
+	if err != nil || res.Total != 2 || res.Cards[0] != a || res.Cards[1] != b {
+		t.Fatalf("due: %+v %v", res, err)
+	}
+	rd, err := c.Read(ctx, "SEASON-2026", "p1", q2, "")
+	if err != nil || !rd.Found || rd.Card != b {
+		t.Fatalf("read: %+v %v", rd, err)
+	}
+	r := srs.Review{ID: "r", Season: "SEASON-2026", Player: "p1", QuestionID: q2, Subject: "m", Before: b.Schedule, After: b.Schedule}
+	r.After.Reps++
+	if got, err := c.Swap(ctx, rd.Raw, r); err != nil || got != SwapStored {
+		t.Fatalf("swap: %v %v", got, err)
+	}
+	all, loaded, err := c.UserCards(ctx, "SEASON-2026", "p1")
+	if err != nil || !loaded || all[q2].Card.Reps != b.Reps+1 || all[q1].Card != a {
+		t.Fatalf("user cards: %+v %v", all, err)
+	}
+	fields, _ := c.rdb.HKeys(ctx, c.keys("SEASON-2026", "p1")[0]).Result()
+	for _, f := range fields {
+		if len(f) == 36 {
+			t.Fatalf("a UUID question id is stored as text: %q", f)
+		}
+	}
+}

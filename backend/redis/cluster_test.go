@@ -179,6 +179,11 @@ func TestClusterFailoverReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Replication is asynchronous: make sure the replica has the user before
+	// the master dies, or the promoted replica rightly answers "not cached".
+	if n, err := cl.NodeClient(victim).Do(ctx, "WAIT", 1, 5000).Int(); err != nil || n < 1 {
+		t.Fatalf("WAIT for the replica: %d %v", n, err)
+	}
 	cl.Kill(victim)
 	killed := time.Now()
 	promoted, err := cl.WaitPromoted(replica, 30*time.Second)

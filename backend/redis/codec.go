@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/google/uuid"
 	"math"
 
 	"github.com/srsproxy/srsproxy/srs"
@@ -135,4 +136,29 @@ func decodeCard(season, player, question string, v []byte) (srs.Card, error) {
 		return srs.Card{}, fmt.Errorf("card %s/%s/%s: %w", season, player, question, r.err)
 	}
 	return c, nil
+}
+
+// member is a question id as Redis stores it (hash field and due-set member):
+// a canonical lower-case UUID as NUL + its 16 bytes, 17 bytes instead of 36 in
+// both places; any other id as it is (ids never start with NUL: control
+// characters are refused at the command layer).
+func member(question string) string {
+	if len(question) != 36 {
+		return question
+	}
+	u, err := uuid.Parse(question)
+	if err != nil || u.String() != question {
+		return question // not canonical: keep the exact bytes the client sent
+	}
+	return "\x00" + string(u[:])
+}
+
+// questionOf is the inverse of member.
+func questionOf(m string) string {
+	if len(m) != 17 || m[0] != 0 {
+		return m
+	}
+	var u uuid.UUID
+	copy(u[:], m[1:])
+	return u.String()
 }

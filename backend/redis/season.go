@@ -36,11 +36,12 @@ func (c *Cache) UserCards(ctx context.Context, season, player string) (map[strin
 	for i := 0; i+1 < len(pairs); i += 2 {
 		id, _ := pairs[i].(string)
 		raw, _ := pairs[i+1].(string)
-		card, err := decodeCard(season, player, id, []byte(raw))
+		q := questionOf(id)
+		card, err := decodeCard(season, player, q, []byte(raw))
 		if err != nil {
 			return nil, false, err
 		}
-		out[id] = CachedCard{Card: card, Raw: raw}
+		out[q] = CachedCard{Card: card, Raw: raw}
 	}
 	return out, true, nil
 }
@@ -61,7 +62,7 @@ func (c *Cache) PutIfUnchanged(ctx context.Context, season, player string, puts 
 		if err != nil {
 			return 0, err
 		}
-		args = append(args, p.Card.QuestionID, p.Expected, val, p.Card.Due)
+		args = append(args, member(p.Card.QuestionID), p.Expected, val, p.Card.Due)
 	}
 	n, err := putScript.Run(ctx, c.rdb, c.keys(season, player)[:2], args...).Int()
 	if err != nil {
@@ -85,7 +86,7 @@ func (c *Cache) LoadMany(ctx context.Context, season string, users map[string][]
 			if err != nil {
 				return nil, err
 			}
-			args = append(args, card.QuestionID, val, card.Due)
+			args = append(args, member(card.QuestionID), val, card.Due)
 		}
 		argv[player] = args
 	}
