@@ -5,7 +5,6 @@ package redis
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -213,8 +212,8 @@ func (c *Cache) Read(ctx context.Context, season, player, question, reviewID str
 	}
 	if len(parts) > 2 {
 		if raw, ok := parts[2].(string); ok {
-			var r srs.Review
-			if err := json.Unmarshal([]byte(raw), &r); err != nil {
+			r, err := decodeReview([]byte(raw))
+			if err != nil {
 				return ReadResult{}, fmt.Errorf("redis read: stored review %s: %w", reviewID, err)
 			}
 			res.Dup = &r
@@ -313,10 +312,7 @@ func (c *Cache) Swap(ctx context.Context, expected string, r srs.Review) (SwapRe
 	if err != nil {
 		return 0, err
 	}
-	stored, err := json.Marshal(r)
-	if err != nil {
-		return 0, err
-	}
+	stored := encodeReview(r)
 	n, err := swapScript.Run(ctx, c.rdb, c.keys(r.Season, r.Player), member(r.QuestionID), expected, val,
 		r.After.Due, ms(c.opts.TTL), r.ID, stored, ms(c.opts.ReviewIDTTL)).Int()
 	if err != nil {

@@ -240,3 +240,23 @@ func TestUUIDQuestionsThroughScripts(t *testing.T) {
 		}
 	}
 }
+
+func TestReviewCodecRoundTrip(t *testing.T) {
+	t.Parallel()
+	r := srs.Review{ID: "01a2-ß", Season: "SEASON-2026", Player: "p", QuestionID: "6f1c2a8e-3b4d-4c5e-9f60-718293a4b5c6",
+		Subject: "math", Topic: "", Stage: "s1", Sidecar: "host:6380", Grade: srs.Hard, ReviewedAt: 1_764_000_000_123,
+		DurationMS: 4200, ElapsedDays: 12,
+		Before: srs.Schedule{State: srs.StateReview, Step: 0, Stability: 1.0 / 3, Difficulty: 9.999999, Due: -1, LastReview: 1, Reps: 7, Lapses: 2},
+		After:  srs.Schedule{State: srs.StateRelearning, Step: 1, Stability: 36500, Difficulty: 1, Due: 1 << 50, LastReview: 1_764_000_000_123, Reps: 8, Lapses: 3}}
+	b := encodeReview(r)
+	got, err := decodeReview(b)
+	if err != nil || got != r {
+		t.Fatalf("round trip: %+v %v", got, err)
+	}
+	if len(b) > 200 {
+		t.Errorf("stored review is %d bytes", len(b))
+	}
+	if _, err := decodeReview(b[:len(b)-3]); err == nil {
+		t.Error("a truncated review decoded")
+	}
+}
