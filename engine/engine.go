@@ -80,8 +80,11 @@ type Journal interface {
 	// withdraws it. Writing before the cache's compare-and-set means a crash
 	// can never leave the cache holding a review the queue lacks.
 	Hold(r srs.Review) (uint64, error)
-	Release(ticket uint64)
+	Release(ticket uint64) error
 	Cancel(ticket uint64) error
+	// Unsettled lists the recovered held entries nobody released or
+	// cancelled (the last process stopped in between), by ticket.
+	Unsettled() map[uint64]srs.Review
 	// Wait blocks until the entry is durable.
 	Wait(ctx context.Context, ticket uint64) error
 	// Pending lists the user-season's reviews not yet drained, in append order.
@@ -259,7 +262,9 @@ func (e *Engine) append(r srs.Review) (func(context.Context) error, error) {
 	if err != nil {
 		return nil, err
 	}
-	e.journal.Release(t)
+	if err := e.journal.Release(t); err != nil {
+		return nil, err
+	}
 	return e.waiter(t), nil
 }
 
@@ -267,16 +272,38 @@ func (e *Engine) waiter(t uint64) func(context.Context) error {
 	return func(ctx context.Context) error { return e.journal.Wait(ctx, t) }
 }
 
-// Recover brings the cache up to date with the reviews recovered from the
-// queue at start, whose compare-and-set may or may not have run before the
-// last process stopped. A cached card older than a recovered review gets
-// that review's state (compare-and-set against what was read); newer or
-// equal cached cards, including other sidecars' reviews, are left alone —
-// the cache entry is not deleted, because a reload would miss other
-// sidecars' undrained reviews. A user-season that is not cached needs
-// nothing: its lazy load overlays the queue. If the cache cannot be reached,
-// the user is invalidated before the cache next serves it.
+// Recover settles what the last process left in the queue before serving.
+// A recovered review that was held across its compare-and-set and neither
+// released nor cancelled is decided against the cache: it landed if the
+// cache remembers its id, or if the card is still in the state it was
+// computed from (then it is applied now); if another review moved the card
+// on without it, it is cancelled — it was never acknowledged, and keeping it
+// would fork the card's history. Then cached cards older than a recovered
+// review are brought forward; nothing is deleted, because a reload would
+// miss other sidecars' undrained reviews. When the cache cannot tell (down,
+// or the student not cached), reviews are kept and the student is reloaded
+// before the cache serves it.
 func (e *Engine) Recover(ctx context.Context, users [][2]string) {
+	for t, r := range e.journal.Unsettled() {
+		keep, err := e.settle(ctx, r)
+		switch {
+		case err != nil:
+			e.log.Warn("recover: cannot check an unsettled review against the cache; keeping it", "review", r.ID, "err", err)
+			e.safe.markDirty(r.Season, r.Player)
+			keep = true
+		case !keep:
+			e.log.Warn("recover: dropping a review that never reached the cache and was superseded (never acknowledged)",
+				"review", r.ID, "season", r.Season, "player", r.Player, "question", r.QuestionID)
+		}
+		if keep {
+			err = e.journal.Release(t)
+		} else {
+			err = e.journal.Cancel(t)
+		}
+		if err != nil {
+			e.log.Error("recover: settle a review", "review", r.ID, "err", err)
+		}
+	}
 	for _, u := range users {
 		season, player := u[0], u[1]
 		err := e.safe.call(func() error {
@@ -305,6 +332,29 @@ func (e *Engine) Recover(ctx context.Context, users [][2]string) {
 			e.safe.markDirty(season, player)
 		}
 	}
+}
+
+// settle decides whether an unsettled review is part of its card's history.
+func (e *Engine) settle(ctx context.Context, r srs.Review) (keep bool, err error) {
+	if e.now()-r.ReviewedAt > e.cfg.ReviewIDWindow.Milliseconds() {
+		return true, nil // the cache may have forgotten its id: cannot tell, keep
+	}
+	var rd rcache.ReadResult
+	err = e.safe.call(func() (err error) {
+		rd, err = e.cache.Read(ctx, r.Season, r.Player, r.QuestionID, r.ID)
+		return err
+	})
+	switch {
+	case err != nil:
+		return true, err
+	case !rd.Loaded:
+		return true, nil // nothing cached to compare with: the reload overlays it
+	case rd.Dup != nil:
+		return true, nil // the compare-and-set stored it
+	case !rd.Found:
+		return r.Before == srs.Schedule{}, nil // a new card nobody reviewed since
+	}
+	return rd.Card.Schedule == r.Before, nil
 }
 
 // load fills the cache with a user-season from the store and the local queue.

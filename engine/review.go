@@ -167,7 +167,11 @@ func (e *Engine) swapHeld(ctx context.Context, expected string, r srs.Review) (t
 		return err
 	})
 	if err == nil && swapped == rcache.SwapStored {
-		e.journal.Release(ticket)
+		if rerr := e.journal.Release(ticket); rerr != nil {
+			// The cache holds a review the queue cannot confirm: not acknowledged.
+			e.safe.markDirty(r.Season, r.Player)
+			return 0, false, rerr
+		}
 		return ticket, true, nil
 	}
 	if cerr := e.journal.Cancel(ticket); cerr != nil {

@@ -87,13 +87,34 @@ func TestHeldEntrySurvivesRestart(t *testing.T) {
 	if err := q.Cancel(tc); err != nil {
 		t.Fatal(err)
 	}
+	released := testReview(12)
+	tr, err := q.Hold(released)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Release(tr); err != nil {
+		t.Fatal(err)
+	}
 	q.Close()
 	q = openQueue(t, Config{Dir: dir, BatchWait: time.Millisecond})
-	if users := q.PendingUsers(); len(users) != 1 || users[0] != [2]string{held.Season, held.Player} {
-		t.Fatalf("PendingUsers = %v", users)
+	// The entry neither released nor cancelled is unsettled: kept out of the
+	// drain until its owner decides; the released one drains as usual.
+	unsettled := q.Unsettled()
+	if len(unsettled) != 1 {
+		t.Fatalf("Unsettled = %v", unsettled)
+	}
+	var tk Ticket
+	for k, r := range unsettled {
+		if r != held {
+			t.Fatalf("unsettled review %+v, want %+v", r, held)
+		}
+		tk = k
 	}
 	store := &memStore{}
 	q.Start(context.Background(), store)
+	if err := q.Release(tk); err != nil { // its owner found it reached the cache
+		t.Fatal(err)
+	}
 	flush(t, q)
-	equalReviews(t, store.reviews(), []srs.Review{held})
+	equalReviews(t, store.reviews(), []srs.Review{held, released})
 }

@@ -203,6 +203,14 @@ func (q *Queue) open() (err error) {
 	}
 	for _, e := range rec.entries {
 		q.index(e)
+		if e.held && !rec.confirmed[e.seq] {
+			// Unsettled: written by Hold, neither released nor cancelled
+			// before the last process stopped. It stays held until the
+			// owner decides it (Unsettled, then Release or Cancel).
+			q.held[Ticket(e.seq)] = e
+		} else {
+			e.held = false
+		}
 	}
 	q.m, err = newInstruments(q.cfg.Meter, q.Stats)
 	return err
@@ -227,18 +235,42 @@ func (q *Queue) Hold(r srs.Review) (Ticket, error) {
 	return q.append(r, true)
 }
 
-// Release makes a held entry an ordinary pending entry.
-func (q *Queue) Release(t Ticket) {
+// Release makes a held entry an ordinary pending entry. It writes a confirm
+// record (no fsync of its own: the wait for the review's durability covers
+// it), so recovery knows the entry was settled. An error means the record
+// was not written: the entry stays held in this process.
+func (q *Queue) Release(t Ticket) error {
 	q.mu.Lock()
-	if e, ok := q.held[t]; ok {
-		e.held = false
-		delete(q.held, t)
+	e, ok := q.held[t]
+	if !ok {
+		q.mu.Unlock()
+		return fmt.Errorf("writebehind: release: entry %d is not held", t)
 	}
+	if _, err := q.write(encodeSettle(payloadConfirm, e.seq)); err != nil {
+		q.mu.Unlock()
+		return fmt.Errorf("writebehind: release: %w", err)
+	}
+	e.held = false
+	delete(q.held, t)
 	q.mu.Unlock()
 	select {
 	case q.wake <- struct{}{}:
 	default:
 	}
+	return nil
+}
+
+// Unsettled lists the recovered entries whose review may or may not have
+// reached the cache (see Hold); each must be settled with Release or Cancel
+// before the drainer can pass it.
+func (q *Queue) Unsettled() map[Ticket]srs.Review {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	out := make(map[Ticket]srs.Review, len(q.held))
+	for t, e := range q.held {
+		out[t] = e.review
+	}
+	return out
 }
 
 // Cancel withdraws a held entry: it writes a cancel record (so recovery drops
@@ -252,7 +284,7 @@ func (q *Queue) Cancel(t Ticket) error {
 	if !ok {
 		return fmt.Errorf("writebehind: cancel: entry %d is not held", t)
 	}
-	if _, err := q.write(encodeCancel(e.seq)); err != nil {
+	if _, err := q.write(encodeSettle(payloadCancel, e.seq)); err != nil {
 		return fmt.Errorf("writebehind: cancel: %w", err)
 	}
 	delete(q.held, t)
@@ -263,6 +295,9 @@ func (q *Queue) Cancel(t Ticket) error {
 func (q *Queue) append(r srs.Review, held bool) (Ticket, error) {
 	at := q.cfg.Now()
 	payload := encodeEntry(nil, at.UnixMilli(), r)
+	if held {
+		payload[0] = payloadHeldVersion
+	}
 	if len(payload) > maxPayload {
 		return 0, fmt.Errorf("writebehind: review %q encodes to %d bytes, over the %d-byte limit", r.ID, len(payload), maxPayload)
 	}

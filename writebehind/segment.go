@@ -137,6 +137,8 @@ type recovered struct {
 	entries  []*entry  // undrained intact entries in order
 	last     uint64    // sequence number of the last intact entry (the tail's first − 1 if empty)
 	torn     *tornTail // damaged end of the last segment, if any
+	// confirmed are the held entries a confirm record released.
+	confirmed map[uint64]bool
 }
 
 // tornTail is the damaged end of the last segment: a crash mid-write.
@@ -159,7 +161,7 @@ func recoverDir(dir string, log *slog.Logger) (*recovered, error) {
 	if err != nil {
 		return nil, err
 	}
-	rec := &recovered{drained: drained, segments: segs}
+	rec := &recovered{drained: drained, segments: segs, confirmed: map[uint64]bool{}}
 	for i, s := range segs {
 		if i > 0 && s.first != rec.last+1 {
 			return nil, fmt.Errorf("writebehind: %s starts at entry %d but the previous segment ends at entry %d", s.path, s.first, rec.last)
@@ -194,14 +196,19 @@ func (rec *recovered) readSegment(s segment, isLast bool) error {
 		if seq != want {
 			return fmt.Errorf("writebehind: %s: offset %d holds entry %d where entry %d belongs", s.path, off, seq, want)
 		}
-		if target, ok := decodeCancel(payload); ok {
-			rec.cancel(target)
+		if kind, target, ok := decodeSettle(payload); ok {
+			if kind == payloadCancel {
+				rec.cancel(target)
+			} else {
+				rec.confirmed[target] = true
+			}
 		} else if seq > rec.drained {
 			at, r, err := decodeEntry(payload)
 			if err != nil {
 				return fmt.Errorf("writebehind: %s: entry %d at offset %d: %w", s.path, seq, off, err)
 			}
-			rec.entries = append(rec.entries, &entry{seq: seq, review: r, size: int64(size), at: time.UnixMilli(at)})
+			rec.entries = append(rec.entries, &entry{seq: seq, review: r, size: int64(size), at: time.UnixMilli(at),
+				held: payload[0] == payloadHeldVersion})
 		}
 		rec.last = seq
 		off += size

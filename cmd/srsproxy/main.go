@@ -100,8 +100,16 @@ func (j journal) Hold(r srs.Review) (uint64, error) {
 	return uint64(t), err
 }
 
-func (j journal) Release(t uint64)      { j.Queue.Release(writebehind.Ticket(t)) }
-func (j journal) Cancel(t uint64) error { return j.Queue.Cancel(writebehind.Ticket(t)) }
+func (j journal) Release(t uint64) error { return j.Queue.Release(writebehind.Ticket(t)) }
+func (j journal) Cancel(t uint64) error  { return j.Queue.Cancel(writebehind.Ticket(t)) }
+
+func (j journal) Unsettled() map[uint64]srs.Review {
+	out := map[uint64]srs.Review{}
+	for t, r := range j.Queue.Unsettled() {
+		out[uint64(t)] = r
+	}
+	return out
+}
 func (j journal) Wait(ctx context.Context, t uint64) error {
 	return j.Queue.Wait(ctx, writebehind.Ticket(t))
 }
