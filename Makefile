@@ -6,7 +6,7 @@ LDFLAGS   := -X main.Version=$(VERSION)
 TESTFLAGS ?= -count=1 -timeout 9m
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test test-cluster test-race lint bench fmt clean
+.PHONY: help build run deps test test-cluster test-race lint bench fmt clean
 
 help: ## show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -17,14 +17,17 @@ build: ## build bin/srsproxy
 run: build ## build and start the sidecar on 127.0.0.1:6380 against the local Redis and MariaDB
 	./$(BIN) $(ARGS)
 
-test: build ## run every test (unit, integration, real clients, crash tests)
+deps: ## install what the tests need: Debian packages (redis-server, redis-tools, python3-redis, nutcracker) and the pinned npm clients
+	@./scripts/test-deps
+
+test: build deps ## run every test (unit, integration, real clients, crash tests)
 	$(GO) vet ./...
 	SRSPROXY_BIN=$(CURDIR)/$(BIN) $(GO) test $(TESTFLAGS) ./...
 
 test-cluster: build ## only the scale-out tests: a private 6-node Redis Cluster, failover, three sidecars (make test runs them too)
 	SRSPROXY_BIN=$(CURDIR)/$(BIN) $(GO) test $(TESTFLAGS) -run Cluster -v ./cmd/srsproxy/ ./backend/redis/
 
-test-race: build ## run the tests with the race detector
+test-race: build deps ## run the tests with the race detector
 	SRSPROXY_BIN=$(CURDIR)/$(BIN) $(GO) test -race $(TESTFLAGS) ./...
 
 lint: ## go vet, gofmt and golangci-lint (when installed)

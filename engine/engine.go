@@ -183,56 +183,6 @@ func New(cache Cache, store Store, journal Journal, cfg Config) (*Engine, error)
 
 func (e *Engine) now() int64 { return e.cfg.Now().UnixMilli() }
 
-// seasonFor returns a season's settings and scheduler, cached for SeasonTTL so
-// a change made through another sidecar is seen within that time.
-func (e *Engine) seasonFor(ctx context.Context, name string) (srs.Season, *fsrs.Scheduler, error) {
-	e.mu.Lock()
-	ent, ok := e.season[name]
-	e.mu.Unlock()
-	if ok && e.cfg.Now().Sub(ent.fetched) < e.cfg.SeasonTTL {
-		return ent.season, ent.sched, nil
-	}
-	s, err := e.store.Season(ctx, name)
-	if err != nil {
-		if ok && !errors.Is(err, srs.ErrUnknownSeason) {
-			// MariaDB is unreachable: keep serving with the settings we have.
-			e.log.Warn("season refresh failed; using cached settings", "season", name, "err", err)
-			return ent.season, ent.sched, nil
-		}
-		return srs.Season{}, nil, err
-	}
-	sched, err := fsrs.New(s.Scheduler)
-	if err != nil {
-		return srs.Season{}, nil, fmt.Errorf("season %s scheduler: %w", name, err)
-	}
-	e.mu.Lock()
-	e.season[name] = seasonEntry{season: s, sched: sched, fetched: e.cfg.Now()}
-	e.mu.Unlock()
-	return s, sched, nil
-}
-
-// forgetSeason drops the cached settings after a local change.
-func (e *Engine) forgetSeason(name string) {
-	e.mu.Lock()
-	delete(e.season, name)
-	e.mu.Unlock()
-}
-
-// servingSeason returns a season that accepts reviews and due reads.
-func (e *Engine) servingSeason(ctx context.Context, name string) (srs.Season, *fsrs.Scheduler, error) {
-	s, sched, err := e.seasonFor(ctx, name)
-	if err != nil {
-		return s, nil, err
-	}
-	if s.Archive != srs.ArchiveNone {
-		return s, nil, &srs.SeasonArchivedError{Season: s.Name, ArchivedAt: s.ArchivedAt}
-	}
-	if !s.IsActive {
-		return s, nil, fmt.Errorf("%w: %s", srs.ErrSeasonInactive, s.Name)
-	}
-	return s, sched, nil
-}
-
 // overlay applies this sidecar's not-yet-drained reviews to cards read from
 // the store, so a student never sees an acknowledged answer disappear.
 func overlay(cards []srs.Card, pending []srs.Review) []srs.Card {
