@@ -16,7 +16,24 @@ var (
 	ErrReviewInFuture    = errors.New("review time is more than 5 minutes in the future")
 	ErrQueueFull         = errors.New("write-behind queue is full; review not accepted, retry later")
 	ErrCacheUnavailable  = errors.New("cache unavailable")
+	// ErrStoreUnavailable refuses a request that needs MariaDB while it does
+	// not answer (a student the cache lacks, a review older than the card's
+	// last one); the client retries later.
+	ErrStoreUnavailable = errors.New("MariaDB is unavailable and this request needs it; retry later")
 )
+
+// QueueDiskError is a durable queue that cannot write: its disk is full or
+// failing. Reviews are refused (never acknowledged) until it clears.
+type QueueDiskError struct {
+	Dir string
+	Err error
+}
+
+func (e *QueueDiskError) Error() string {
+	return fmt.Sprintf("write-behind queue in %s cannot write (%v); reviews are refused until it can", e.Dir, e.Err)
+}
+
+func (e *QueueDiskError) Unwrap() error { return e.Err }
 
 // SeasonArchivedError reports a season that was archived and takes no more reads or writes.
 type SeasonArchivedError struct {

@@ -53,6 +53,30 @@ type Schedule struct {
 	LastReview int64   // unix ms; 0 for a card never reviewed
 	Reps       int     // reviews applied; also the card's version
 	Lapses     int
+	// LastID is ReviewHash of the id of the review that produced this state
+	// (0: none, or not known, as for rows written before format 2). In a
+	// review's Before it names the review it built on, so the chain of a
+	// card's history can be checked.
+	LastID uint64
+	// Recall is the recall probability the card had when its last review was
+	// given, before it (0 for a card never reviewed). It lets a repeated
+	// review id be answered from the state alone.
+	Recall float64
+}
+
+// ReviewHash is the 64-bit FNV-1a hash of a review id, never 0. It is part of
+// the card record and of stored rows, so it must never change.
+func ReviewHash(id string) uint64 {
+	const offset, prime = 14695981039346656037, 1099511628211
+	h := uint64(offset)
+	for i := 0; i < len(id); i++ {
+		h ^= uint64(id[i])
+		h *= prime
+	}
+	if h == 0 {
+		return 1
+	}
+	return h
 }
 
 // NewerThan reports whether s is a later version of the same card than o:
@@ -78,7 +102,7 @@ type Card struct {
 // Review is one acknowledged answer: the queue entry, the review-log row and
 // the record the drainer applies to the card.
 type Review struct {
-	ID          string // review_id, the idempotency key (unique per season)
+	ID          string // review_id, the idempotency key (unique per card: season, player, question)
 	Season      string
 	Player      string
 	QuestionID  string

@@ -1,8 +1,12 @@
-// Package wire is the one binary encoding of a review, shared by the durable
-// queue's entries and the cache's review-id memory: strings as a uvarint
-// length and the bytes, integers as zig-zag varints, floats as 8 bytes of
-// IEEE 754 little-endian, fields in a fixed order (not reflection, so a
-// renamed field can never decode old bytes as zeros).
+// Package wire is the one binary encoding of a review, used by the durable
+// queue's entries: strings as a uvarint length and the bytes, integers as
+// zig-zag varints, floats as 8 bytes of IEEE 754 little-endian, fields in a
+// fixed order (not reflection, so a renamed field can never decode old bytes
+// as zeros).
+//
+// Version 2 (release 2) adds each schedule's LastID (8 bytes) and Recall
+// (8 bytes). The encoding carries no version byte of its own: the container
+// (a queue payload) has one and picks DecodeReview or DecodeReviewV1.
 package wire
 
 import (
@@ -17,7 +21,7 @@ import (
 // ErrTruncated is returned for bytes that end before the review does.
 var ErrTruncated = errors.New("truncated review")
 
-// AppendReview appends the encoding of r to dst.
+// AppendReview appends the version-2 encoding of r to dst.
 func AppendReview(dst []byte, r srs.Review) []byte {
 	for _, s := range [...]string{r.ID, r.Season, r.Player, r.QuestionID, r.Subject, r.Topic, r.Stage} {
 		dst = appendString(dst, s)
@@ -30,9 +34,15 @@ func AppendReview(dst []byte, r srs.Review) []byte {
 	return appendString(dst, r.Sidecar)
 }
 
-// DecodeReview decodes a review that must fill b exactly.
-func DecodeReview(b []byte) (srs.Review, error) {
-	d := decoder{b: b}
+// DecodeReview decodes a version-2 review that must fill b exactly.
+func DecodeReview(b []byte) (srs.Review, error) { return decode(b, 2) }
+
+// DecodeReviewV1 decodes a version-1 review (release 1's queue entries):
+// its schedules have no LastID and Recall, which decode as 0.
+func DecodeReviewV1(b []byte) (srs.Review, error) { return decode(b, 1) }
+
+func decode(b []byte, version int) (srs.Review, error) {
+	d := decoder{b: b, version: version}
 	var r srs.Review
 	for _, s := range [...]*string{&r.ID, &r.Season, &r.Player, &r.QuestionID, &r.Subject, &r.Topic, &r.Stage} {
 		*s = d.string()
@@ -62,13 +72,15 @@ func appendSchedule(dst []byte, s srs.Schedule) []byte {
 	for _, v := range [...]int64{s.Due, s.LastReview, int64(s.Reps), int64(s.Lapses)} {
 		dst = binary.AppendVarint(dst, v)
 	}
-	return dst
+	dst = binary.LittleEndian.AppendUint64(dst, s.LastID)
+	return binary.LittleEndian.AppendUint64(dst, math.Float64bits(s.Recall))
 }
 
 // decoder reads fields and keeps the first error.
 type decoder struct {
-	b   []byte
-	err error
+	b       []byte
+	err     error
+	version int
 }
 
 func (d *decoder) varint() int64 {
@@ -92,15 +104,17 @@ func (d *decoder) string() string {
 	return s
 }
 
-func (d *decoder) float() float64 {
+func (d *decoder) uint64() uint64 {
 	if len(d.b) < 8 {
 		d.fail()
 		return 0
 	}
-	v := math.Float64frombits(binary.LittleEndian.Uint64(d.b))
+	v := binary.LittleEndian.Uint64(d.b)
 	d.b = d.b[8:]
 	return v
 }
+
+func (d *decoder) float() float64 { return math.Float64frombits(d.uint64()) }
 
 func (d *decoder) schedule() srs.Schedule {
 	var s srs.Schedule
@@ -112,6 +126,10 @@ func (d *decoder) schedule() srs.Schedule {
 	s.LastReview = d.varint()
 	s.Reps = int(d.varint())
 	s.Lapses = int(d.varint())
+	if d.version >= 2 {
+		s.LastID = d.uint64()
+		s.Recall = d.float()
+	}
 	return s
 }
 
