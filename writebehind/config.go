@@ -32,6 +32,7 @@ type Config struct {
 	Fsync          FsyncMode     // default FsyncAlways
 	FsyncInterval  time.Duration // fsync period under FsyncInterval; default 100ms
 	MaxBytes       int64         // cap on undrained bytes; at the cap Append returns srs.ErrQueueFull; default 1 GiB
+	MaxMemory      int64         // cap on the in-memory index's estimated heap; at the cap Append returns srs.ErrQueueFull; default 256 MiB
 	BatchSize      int           // max reviews per drain transaction; default 500
 	BatchWait      time.Duration // max wait to fill a batch; default 20ms
 	RetryMin       time.Duration // shortest backoff after a store error; default 50ms
@@ -40,8 +41,16 @@ type Config struct {
 	Logger         *slog.Logger  // default discards
 	Meter          metric.Meter  // default noop
 	Now            func() time.Time
+	// StallAfter is how long entries may wait with no drain progress before
+	// Stats.Stalled says so; default 30s.
+	StallAfter time.Duration
+	// FS is the file layer; nil means the operating system's (OSFS).
+	FS FS
 
-	segmentSize int64 // bytes after which the log starts a new segment file; default 64 MiB
+	segmentSize int64         // bytes after which the log starts a new segment file; default 64 MiB
+	tailReclaim int64         // a fully drained tail this big is replaced by an empty segment; default 1 MiB
+	reserveSize int64         // bytes kept in the reserve file for settle records on a full disk; default 64 KiB
+	diskProbe   time.Duration // how often a disk that refuses writes is tried; default 1s
 }
 
 // Validate reports every invalid field, each error naming it.
@@ -59,6 +68,8 @@ func (c Config) Validate() error {
 	}{
 		{"FsyncInterval", int64(c.FsyncInterval)},
 		{"MaxBytes", c.MaxBytes},
+		{"MaxMemory", c.MaxMemory},
+		{"StallAfter", int64(c.StallAfter)},
 		{"BatchSize", int64(c.BatchSize)},
 		{"BatchWait", int64(c.BatchWait)},
 		{"RetryMin", int64(c.RetryMin)},
@@ -77,6 +88,11 @@ func (c Config) Validate() error {
 func (c Config) withDefaults() Config {
 	c.FsyncInterval = cmp.Or(c.FsyncInterval, 100*time.Millisecond)
 	c.MaxBytes = cmp.Or(c.MaxBytes, 1<<30)
+	c.MaxMemory = cmp.Or(c.MaxMemory, 256<<20)
+	c.StallAfter = cmp.Or(c.StallAfter, 30*time.Second)
+	if c.FS == nil {
+		c.FS = OSFS{}
+	}
 	c.BatchSize = cmp.Or(c.BatchSize, 500)
 	c.BatchWait = cmp.Or(c.BatchWait, 20*time.Millisecond)
 	c.RetryMin = cmp.Or(c.RetryMin, 50*time.Millisecond)
@@ -90,5 +106,8 @@ func (c Config) withDefaults() Config {
 		c.Now = time.Now
 	}
 	c.segmentSize = cmp.Or(c.segmentSize, 64<<20)
+	c.tailReclaim = cmp.Or(c.tailReclaim, 1<<20)
+	c.reserveSize = cmp.Or(c.reserveSize, 64<<10)
+	c.diskProbe = cmp.Or(c.diskProbe, time.Second)
 	return c
 }

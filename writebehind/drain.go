@@ -17,7 +17,8 @@ import (
 // Store is what the drainer writes to; the MariaDB adapter implements it.
 type Store interface {
 	// ApplyReviews writes one batch in one transaction: each review is
-	// logged once (idempotent by season and review ID) and its card moves
+	// logged once (idempotent by season, player, question and review ID:
+	// review ids are unique per card) and its card moves
 	// forward only (newer LastReview/Reps wins). err != nil means nothing
 	// was committed and the whole batch is retried later. rejected lists
 	// indexes of reviews the database refuses for good (e.g. their season's
@@ -67,8 +68,8 @@ func (q *Queue) Flush(ctx context.Context) error {
 	q.mu.RLock()
 	done := q.drainDone
 	var target uint64 // the last pending entry; cancel records are never drained
-	if n := len(q.entries); n > 0 {
-		target = q.entries[n-1].seq
+	if n := len(q.ix.entries); n > 0 {
+		target = q.ix.entries[n-1].seq
 	}
 	q.mu.RUnlock()
 	if done == nil {
@@ -76,8 +77,8 @@ func (q *Queue) Flush(ctx context.Context) error {
 	}
 	for {
 		q.mu.RLock()
-		progress, depth := q.drainedCh, len(q.entries)
-		finished := depth == 0 || q.entries[0].seq > target
+		progress, depth := q.drainedCh, len(q.ix.entries)
+		finished := depth == 0 || q.ix.entries[0].seq > target
 		q.mu.RUnlock()
 		if finished {
 			return nil
@@ -108,21 +109,7 @@ func (q *Queue) nextBatch(ctx context.Context) []*entry {
 	var fill <-chan time.Time
 	filled := false
 	for {
-		var batch []*entry
-		q.mu.RLock()
-		// Only the entries before the first held one: a held review's
-		// outcome is not decided yet, and order must be kept.
-		n := min(len(q.entries), q.cfg.BatchSize)
-		for i, e := range q.entries[:n] {
-			if e.held {
-				n = i
-				break
-			}
-		}
-		if n == q.cfg.BatchSize || n > 0 && filled {
-			batch = slices.Clone(q.entries[:n])
-		}
-		q.mu.RUnlock()
+		batch, n := q.takeBatch(filled)
 		if batch != nil {
 			return batch
 		}
@@ -133,9 +120,41 @@ func (q *Queue) nextBatch(ctx context.Context) []*entry {
 		case <-ctx.Done():
 			return nil
 		case <-q.wake:
+		case <-q.kickDrain:
+			filled = true
 		case <-fill:
 			filled = true
 		}
+	}
+}
+
+// takeBatch returns the drainable prefix of the queue (the entries before
+// the first held one: a held review's outcome is not decided yet, and order
+// must be kept), at most BatchSize, if it is full or partial is set; n is
+// its length either way.
+func (q *Queue) takeBatch(partial bool) (batch []*entry, n int) {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	n = min(len(q.ix.entries), q.cfg.BatchSize)
+	for i, e := range q.ix.entries[:n] {
+		if e.held {
+			n = i
+			break
+		}
+	}
+	if n == q.cfg.BatchSize || n > 0 && partial {
+		batch = slices.Clone(q.ix.entries[:n])
+	}
+	return batch, n
+}
+
+// Kick makes the drainer try the store now instead of at the end of its
+// backoff (the store was seen to come back) and take what is pending
+// without waiting to fill a batch.
+func (q *Queue) Kick() {
+	select {
+	case q.kickDrain <- struct{}{}:
+	default:
 	}
 }
 
@@ -143,10 +162,7 @@ func (q *Queue) nextBatch(ctx context.Context) []*entry {
 // it succeeds, then removes the batch from the queue. It returns false if ctx
 // ended first; the batch then stays queued.
 func (q *Queue) drain(ctx context.Context, store Store, batch []*entry) bool {
-	reviews := make([]srs.Review, len(batch))
-	for i, e := range batch {
-		reviews[i] = e.review
-	}
+	reviews, decoded := q.decodeBatch(batch)
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			t := time.NewTimer(backoff(attempt, q.cfg.RetryMin, q.cfg.RetryMax))
@@ -155,12 +171,14 @@ func (q *Queue) drain(ctx context.Context, store Store, batch []*entry) bool {
 				t.Stop()
 				return false
 			case <-t.C:
+			case <-q.kickDrain:
+				t.Stop()
 			}
 		}
 		start := q.cfg.Now()
 		rejected, err := store.ApplyReviews(ctx, reviews)
 		if err == nil {
-			err = q.deadLetter(batch, rejected)
+			err = q.deadLetter(decoded, reviews, rejected)
 		}
 		if err == nil {
 			if attempt > 0 {
@@ -181,6 +199,24 @@ func (q *Queue) drain(ctx context.Context, store Store, batch []*entry) bool {
 	}
 }
 
+// decodeBatch decodes the reviews of a batch. An entry that does not decode
+// (impossible: each was decoded when it was made) is logged and dropped
+// from the store's batch; it is still removed from the queue with the rest.
+func (q *Queue) decodeBatch(batch []*entry) ([]srs.Review, []*entry) {
+	reviews := make([]srs.Review, 0, len(batch))
+	kept := make([]*entry, 0, len(batch))
+	for _, e := range batch {
+		r, err := e.decode()
+		if err != nil {
+			q.log.Error("write-behind: undecodable entry dropped", "entry", e.seq, "err", err)
+			continue
+		}
+		reviews = append(reviews, r)
+		kept = append(kept, e)
+	}
+	return reviews, kept
+}
+
 // backoff returns the pause before retry number attempt (from 1): full
 // jitter between lo and a ceiling that doubles per attempt up to hi.
 func backoff(attempt int, lo, hi time.Duration) time.Duration {
@@ -193,7 +229,7 @@ func backoff(attempt int, lo, hi time.Duration) time.Duration {
 
 // deadLetter appends the rejected reviews of batch to the dead-letter file
 // and fsyncs it.
-func (q *Queue) deadLetter(batch []*entry, rejected []int) error {
+func (q *Queue) deadLetter(batch []*entry, reviews []srs.Review, rejected []int) error {
 	if len(rejected) == 0 {
 		return nil
 	}
@@ -206,12 +242,12 @@ func (q *Queue) deadLetter(batch []*entry, rejected []int) error {
 			q.log.Error("write-behind store rejected an index outside the batch; ignored", "index", i, "batch", len(batch))
 			continue
 		}
-		if err := enc.Encode(deadLetter{At: at, Reason: rejectReason, Seq: batch[i].seq, Review: batch[i].review}); err != nil {
+		if err := enc.Encode(deadLetter{At: at, Reason: rejectReason, Seq: batch[i].seq, Review: reviews[i]}); err != nil {
 			return fmt.Errorf("writebehind: dead letter: %w", err)
 		}
-		ids = append(ids, batch[i].review.Season+"/"+batch[i].review.ID)
+		ids = append(ids, reviews[i].Season+"/"+reviews[i].Player+"/"+reviews[i].QuestionID+"/"+reviews[i].ID)
 	}
-	f, err := os.OpenFile(q.cfg.DeadLetterPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	f, err := q.fs.OpenFile(q.cfg.DeadLetterPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("writebehind: dead letter: %w", err)
 	}
@@ -227,37 +263,41 @@ func (q *Queue) deadLetter(batch []*entry, rejected []int) error {
 }
 
 // commit removes a batch the store has committed from the queue, records the
-// progress in the checkpoint and deletes the segments it emptied. A failure
-// after the removal only means the store sees these reviews again after a
-// restart, which it ignores.
+// progress in the checkpoint (every entry before the first one still
+// pending: drained or cancelled) and deletes the segments it covers, the
+// tail too once it is fully drained and big. A failure after the removal
+// only means the store sees these reviews again after a restart, which it
+// ignores.
 func (q *Queue) commit(batch []*entry) {
-	last := batch[len(batch)-1].seq
 	q.mu.Lock()
 	for _, e := range batch {
-		q.unindex(e)
+		q.ix.removeFirst(e)
 	}
-	q.drainedSeq = last
-	q.lastLag = q.cfg.Now().Sub(batch[0].at)
+	ck := q.nextSeq - 1
+	if len(q.ix.entries) > 0 {
+		ck = q.ix.entries[0].seq - 1
+	}
+	now := q.cfg.Now()
+	if len(batch) > 0 {
+		q.lastLag = now.Sub(time.Unix(0, batch[0].at))
+	}
+	q.lastDrained, q.progress = now, now
 	close(q.drainedCh)
 	q.drainedCh = make(chan struct{})
 	q.mu.Unlock()
 	q.drained.Add(uint64(len(batch)))
 	q.m.drained.Add(context.Background(), int64(len(batch)))
 
-	if err := writeCheckpoint(q.checkpoint, last); err != nil {
+	if err := q.advanceCheckpoint(ck); err != nil {
 		q.log.Warn("write-behind: cannot record drain progress; the store will see these reviews again after a restart", "err", err)
 		return
 	}
 	q.mu.Lock()
-	var done []segment
-	for len(q.segments) > 1 && q.segments[1].first <= last+1 {
-		done = append(done, q.segments[0])
-		q.segments = q.segments[1:]
-	}
+	done := q.reclaim()
 	q.mu.Unlock()
-	for _, s := range done {
-		if err := os.Remove(s.path); err != nil {
-			q.log.Warn("write-behind: cannot delete drained segment; Open will", "err", err)
+	for _, p := range done {
+		if err := q.fs.Remove(p); err != nil {
+			q.log.Warn("write-behind: cannot delete drained segment; Open will", "file", p, "err", err)
 		}
 	}
 }

@@ -20,10 +20,18 @@ func testReview(i int) srs.Review {
 		ID: fmt.Sprintf("r%05d", i), Season: "SEASON-2026", Player: fmt.Sprintf("p%d", i%7),
 		QuestionID: fmt.Sprintf("q%d", i%13), Subject: "math", Topic: "algebra", Stage: "s1",
 		Grade: srs.Grade(1 + i%4), ReviewedAt: at, DurationMS: int64(1000 + i), ElapsedDays: i % 30,
-		Before:  srs.Schedule{State: srs.StateReview, Step: 0, Stability: 1.5, Difficulty: 5.25, Due: at - 1, LastReview: at - 86_400_000, Reps: i, Lapses: 1},
-		After:   srs.Schedule{State: srs.StateRelearning, Step: 1, Stability: 0.75, Difficulty: 6.5, Due: at + 600_000, LastReview: at, Reps: i + 1, Lapses: 2},
+		Before: srs.Schedule{State: srs.StateReview, Step: 0, Stability: 1.5, Difficulty: 5.25, Due: at - 1, LastReview: at - 86_400_000, Reps: i, Lapses: 1,
+			LastID: srs.ReviewHash(fmt.Sprintf("r%05d", i-7)), Recall: 0.875},
+		After: srs.Schedule{State: srs.StateRelearning, Step: 1, Stability: 0.75, Difficulty: 6.5, Due: at + 600_000, LastReview: at, Reps: i + 1, Lapses: 2,
+			LastID: srs.ReviewHash(fmt.Sprintf("r%05d", i)), Recall: 0.5},
 		Sidecar: "node-1",
 	}
+}
+
+// asV1 is r as release 1's encoding keeps it: without LastID and Recall.
+func asV1(r srs.Review) srs.Review {
+	r.Before.LastID, r.Before.Recall, r.After.LastID, r.After.Recall = 0, 0, 0, 0
+	return r
 }
 
 func openQueue(tb testing.TB, cfg Config) *Queue {
@@ -141,7 +149,7 @@ func newLogger() (*slog.Logger, *logBuffer) {
 // segmentFiles lists the segment paths of dir in order.
 func segmentFiles(tb testing.TB, dir string) []string {
 	tb.Helper()
-	segs, err := listSegments(dir)
+	segs, err := listSegments(OSFS{}, dir)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -27,7 +27,7 @@ func TestHoldReleaseCancel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := q.PendingReview(kept.Season, kept.ID); ok {
+	if _, ok := q.PendingReview(kept.Season, kept.Player, kept.QuestionID, kept.ID); ok {
 		t.Fatal("a held review is visible to PendingReview")
 	}
 	for _, r := range q.Pending(kept.Season, kept.Player) {
@@ -53,7 +53,7 @@ func TestHoldReleaseCancel(t *testing.T) {
 	if err := q.Cancel(tc); err == nil {
 		t.Fatal("cancelling twice succeeded")
 	}
-	if _, ok := q.PendingReview(cancelled.Season, cancelled.ID); ok {
+	if _, ok := q.PendingReview(cancelled.Season, cancelled.Player, cancelled.QuestionID, cancelled.ID); ok {
 		t.Fatal("a cancelled review is still pending")
 	}
 	// Recovery sees what the drainer will see: the cancelled entry is gone.

@@ -4,6 +4,7 @@ package writebehind
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -11,7 +12,7 @@ import (
 
 // lockDir takes an exclusive flock on the queue directory, so two processes
 // never append to the same log. The kernel releases it when the process dies.
-func lockDir(dir string) (*os.File, error) {
+func lockDir(dir string) (io.Closer, error) {
 	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("writebehind: %w", err)

@@ -16,12 +16,12 @@ type instruments struct {
 	reg                                   metric.Registration
 }
 
-func newInstruments(m metric.Meter, stats func() Stats) (instruments, error) {
+func newInstruments(m metric.Meter, stats func() Stats, health func() error) (instruments, error) {
 	var (
-		in          instruments
-		depth, size metric.Int64ObservableGauge
-		age         metric.Float64ObservableGauge
-		errs        [10]error
+		in                                instruments
+		depth, size, held, stalled, wrote metric.Int64ObservableGauge
+		age                               metric.Float64ObservableGauge
+		errs                              [13]error
 	)
 	in.batchSize, errs[0] = m.Int64Histogram("srsproxy_drain_batch_size",
 		metric.WithDescription("Reviews per drain transaction."), metric.WithUnit("{review}"))
@@ -41,14 +41,30 @@ func newInstruments(m metric.Meter, stats func() Stats) (instruments, error) {
 		metric.WithDescription("Log bytes of the undrained reviews."), metric.WithUnit("By"))
 	age, errs[8] = m.Float64ObservableGauge("srsproxy_queue_oldest_age_seconds",
 		metric.WithDescription("Age of the oldest undrained review."), metric.WithUnit("s"))
+	held, errs[10] = m.Int64ObservableGauge("srsproxy_queue_held",
+		metric.WithDescription("Entries awaiting Release or Cancel (unsettled ones after a restart included)."), metric.WithUnit("{review}"))
+	stalled, errs[11] = m.Int64ObservableGauge("srsproxy_queue_stalled",
+		metric.WithDescription("1 when reviews wait and the drainer made no progress for the stall threshold."))
+	wrote, errs[12] = m.Int64ObservableGauge("srsproxy_queue_writable",
+		metric.WithDescription("1 when the queue accepts reviews; 0 when its disk refuses writes or the log failed."))
 	in.reg, errs[9] = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		s := stats()
 		o.ObserveInt64(depth, int64(s.Depth))
 		o.ObserveInt64(size, s.Bytes)
 		o.ObserveFloat64(age, s.OldestAge.Seconds())
+		o.ObserveInt64(held, int64(s.Held))
+		o.ObserveInt64(stalled, boolGauge(s.Stalled))
+		o.ObserveInt64(wrote, boolGauge(health() == nil))
 		return nil
-	}, depth, size, age)
+	}, depth, size, age, held, stalled, wrote)
 	return in, errors.Join(errs[:]...)
+}
+
+func boolGauge(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func (in instruments) recordBatch(n int, took time.Duration) {

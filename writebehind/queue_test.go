@@ -46,17 +46,23 @@ func TestConfigValidate(t *testing.T) {
 func TestCodecRoundTrip(t *testing.T) {
 	t.Parallel()
 	r := testReview(42)
-	p := encodeEntry(nil, 1234, r)
-	at, got, err := decodeEntry(p)
-	if err != nil || at != 1234 || got != r {
-		t.Fatalf("decodeEntry = %d, %+v, %v", at, got, err)
+	for _, held := range []bool{false, true} {
+		p := encodeEntry(nil, 1234, r, held)
+		if want := map[bool]byte{false: payloadPlain, true: payloadHeld}[held]; p[0] != want {
+			t.Fatalf("held=%v: payload version %d, want %d", held, p[0], want)
+		}
+		at, got, gotHeld, err := decodeEntry(p)
+		if err != nil || at != 1234 || got != r || gotHeld != held {
+			t.Fatalf("decodeEntry = %d, %+v, %v, %v", at, got, gotHeld, err)
+		}
 	}
+	p := encodeEntry(nil, 1234, r, false)
 	for n := range len(p) {
-		if _, _, err := decodeEntry(p[:n]); err == nil {
+		if _, _, _, err := decodeEntry(p[:n]); err == nil {
 			t.Fatalf("decodeEntry of a %d-byte prefix succeeded", n)
 		}
 	}
-	if _, _, err := decodeEntry(append(p, 0)); err == nil {
+	if _, _, _, err := decodeEntry(append(p, 0)); err == nil {
 		t.Fatal("decodeEntry accepted trailing bytes")
 	}
 }
@@ -118,7 +124,7 @@ func TestRestartRecovery(t *testing.T) {
 		}
 	}
 	equalReviews(t, q.Pending("SEASON-2026", "p3"), p3)
-	if got, ok := q.PendingReview("SEASON-2026", want[57].ID); !ok || got != want[57] {
+	if got, ok := q.PendingReview("SEASON-2026", want[57].Player, want[57].QuestionID, want[57].ID); !ok || got != want[57] {
 		t.Fatalf("PendingReview = %+v, %v", got, ok)
 	}
 	if got := q.PendingSeasons(); len(got) != 1 || got["SEASON-2026"] != 100 {
@@ -135,7 +141,7 @@ func TestRestartRecovery(t *testing.T) {
 	if q.Pending("SEASON-2026", "p3") != nil {
 		t.Fatal("Pending not empty after drain")
 	}
-	if _, ok := q.PendingReview("SEASON-2026", want[57].ID); ok {
+	if _, ok := q.PendingReview("SEASON-2026", want[57].Player, want[57].QuestionID, want[57].ID); ok {
 		t.Fatal("PendingReview found a drained review")
 	}
 	if err := q.Close(); err != nil {
@@ -275,7 +281,7 @@ func TestQueueCap(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	now := func() time.Time { return time.UnixMilli(1_767_225_600_000) }
-	size := int64(frameHeader + len(encodeEntry(nil, now().UnixMilli(), testReview(0))))
+	size := int64(frameHeader + len(encodeEntry(nil, now().UnixMilli(), testReview(0), false)))
 	q := openQueue(t, Config{Dir: dir, MaxBytes: 3 * size, Now: now, BatchWait: time.Millisecond})
 	acked := appendDurable(t, q, 0, 3)
 	if _, err := q.Append(testReview(3)); !errors.Is(err, srs.ErrQueueFull) {
@@ -382,6 +388,7 @@ func TestMetrics(t *testing.T) {
 		"srsproxy_queue_depth", "srsproxy_queue_bytes", "srsproxy_queue_oldest_age_seconds", "srsproxy_queue_fsyncs",
 		"srsproxy_drain_batch_size", "srsproxy_drain_latency_seconds", "srsproxy_drain_reviews",
 		"srsproxy_drain_retries", "srsproxy_drain_dead_letters",
+		"srsproxy_queue_held", "srsproxy_queue_stalled", "srsproxy_queue_writable",
 	} {
 		if !got[name] {
 			t.Errorf("metric %s not reported; got %v", name, got)
