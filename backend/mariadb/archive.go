@@ -26,7 +26,9 @@ type ArchiveResult struct {
 // It does not touch the seasons row: the caller marks the season archiving
 // before and archived after. It is idempotent and resumable: a rerun after a
 // crash between the two moves moves only what is left, and a rerun after
-// both reports the counts with no statements.
+// both reports the counts with no statements. The whole call runs under the
+// long timeout, on the pool without socket timeouts (the moves wait for
+// metadata locks, the counts read the tables through).
 // It returns srs.ErrInvalidSeasonName (before any SQL), srs.ErrUnknownSeason,
 // partitions.ErrNotFound when a partition is neither live nor archived (a
 // purged season), or the database error.
@@ -34,6 +36,8 @@ func (s *Store) ArchiveSeason(ctx context.Context, season string) (ArchiveResult
 	if !srs.ValidSeasonName(season) {
 		return ArchiveResult{}, fmt.Errorf("%w: %q", srs.ErrInvalidSeasonName, season)
 	}
+	ctx, cancel := s.bound(ctx, longCall)
+	defer cancel()
 	var one int
 	err := s.db.QueryRowContext(ctx, "SELECT 1 FROM seasons WHERE name = ?", season).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -47,7 +51,7 @@ func (s *Store) ArchiveSeason(ctx context.Context, season string) (ArchiveResult
 	var res ArchiveResult
 	start := time.Now() // a duration to report, not a clock the logic reads
 	for _, table := range partitionedTables {
-		moved, stmts, err := partitions.Convert(ctx, s.db, s.schema, table, season)
+		moved, stmts, err := partitions.Convert(ctx, s.slow, s.schema, table, season)
 		res.Statements = append(res.Statements, stmts...)
 		if err != nil {
 			return res, fmt.Errorf("archive season %s: %w", season, err)
@@ -82,12 +86,15 @@ func archiveTables(season string) (cards, log string, err error) {
 
 // ArchiveInfo counts the rows in a season's archive tables (exact counts, so
 // it reads them through). ok is false when either table does not exist: the
-// season is not (fully) archived, or it was purged.
+// season is not (fully) archived, or it was purged. It runs under the long
+// timeout.
 // It returns srs.ErrInvalidSeasonName (before any SQL) or the database error.
 func (s *Store) ArchiveInfo(ctx context.Context, season string) (cards, logRows int64, ok bool, err error) {
 	if !srs.ValidSeasonName(season) {
 		return 0, 0, false, fmt.Errorf("%w: %q", srs.ErrInvalidSeasonName, season)
 	}
+	ctx, cancel := s.bound(ctx, longCall)
+	defer cancel()
 	cardsTable, logTable, err := archiveTables(season)
 	if err != nil {
 		return 0, 0, false, err
@@ -96,7 +103,7 @@ func (s *Store) ArchiveInfo(ctx context.Context, season string) (cards, logRows 
 		table string
 		n     *int64
 	}{{cardsTable, &cards}, {logTable, &logRows}} {
-		err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+partitions.QuoteIdent(c.table)).Scan(c.n)
+		err := s.slow.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+partitions.QuoteIdent(c.table)).Scan(c.n)
 		if errNumber(err) == errNoSuchTable {
 			return 0, 0, false, nil
 		}
@@ -109,12 +116,15 @@ func (s *Store) ArchiveInfo(ctx context.Context, season string) (cards, logRows 
 
 // ArchivedCard returns one card of an archived season from its archive table
 // and whether it exists there; ok is false too when there is no archive table
-// (the season is not archived, or was purged).
+// (the season is not archived, or was purged). It runs under the read
+// timeout.
 // It returns srs.ErrInvalidSeasonName (before any SQL) or the database error.
 func (s *Store) ArchivedCard(ctx context.Context, season, player, question string) (srs.Card, bool, error) {
 	if !srs.ValidSeasonName(season) {
 		return srs.Card{}, false, fmt.Errorf("%w: %q", srs.ErrInvalidSeasonName, season)
 	}
+	ctx, cancel := s.bound(ctx, readCall)
+	defer cancel()
 	table, _, err := archiveTables(season)
 	if err != nil {
 		return srs.Card{}, false, err
@@ -134,18 +144,20 @@ func (s *Store) ArchivedCard(ctx context.Context, season, player, question strin
 // O(1) whatever their size). It does not check retention: the caller checks
 // that the archive is eligible, and marks the season purged afterwards.
 // Reviews of the season still queued are rejected from then on. Purging an
-// archive that does not exist is no error.
+// archive that does not exist is no error. It runs under the long timeout.
 // It returns srs.ErrInvalidSeasonName (before any SQL) or the database error.
 func (s *Store) PurgeArchive(ctx context.Context, season string) error {
 	if !srs.ValidSeasonName(season) {
 		return fmt.Errorf("%w: %q", srs.ErrInvalidSeasonName, season)
 	}
+	ctx, cancel := s.bound(ctx, longCall)
+	defer cancel()
 	cards, log, err := archiveTables(season)
 	if err != nil {
 		return err
 	}
 	defer s.forgetRoute(season)
-	if _, err := s.db.ExecContext(ctx, "DROP TABLE IF EXISTS "+partitions.QuoteIdent(cards)+", "+
+	if _, err := s.slow.ExecContext(ctx, "DROP TABLE IF EXISTS "+partitions.QuoteIdent(cards)+", "+
 		partitions.QuoteIdent(log)); err != nil {
 		return fmt.Errorf("purge archive %s: %w", season, err)
 	}

@@ -14,19 +14,20 @@ import (
 
 // seed fills a season with n cards and n review-log rows in two INSERT …
 // SELECT statements over the Sequence engine: player p<i/100>, question
-// q<i%100>, review id r<i>.
+// q<i%100>, review id r<i>. The rows have no last_id (0), as rows from
+// release 1.
 func seed(tb testing.TB, s *Store, season string, n int) {
 	tb.Helper()
 	ctx := context.Background()
 	seq := fmt.Sprintf("seq_1_to_%d", n)
 	if _, err := s.DB().ExecContext(ctx, "INSERT INTO cards ("+cardColumns+`)
 		SELECT ?, CONCAT('p', seq DIV 100), CONCAT('q', seq MOD 100), 'math', 'algebra', 's1',
-		       2, 0, 1.5, 5.0, 1000000 + seq, seq, 1, 0 FROM `+seq, season); err != nil {
+		       2, 0, 1.5, 5.0, 1000000 + seq, seq, 1, 0, 0, 0 FROM `+seq, season); err != nil {
 		tb.Fatal(err)
 	}
 	if _, err := s.DB().ExecContext(ctx, "INSERT INTO review_log ("+logColumns+`)
 		SELECT ?, CONCAT('r', seq), CONCAT('p', seq DIV 100), CONCAT('q', seq MOD 100), 3, seq, 0, 1000,
-		       'math', 'algebra', 's1', 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1.5, 5.0, 1000000 + seq, seq, 1, 0, 'seed'
+		       'math', 'algebra', 's1', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1.5, 5.0, 1000000 + seq, seq, 1, 0, 0, 'seed'
 		FROM `+seq, season); err != nil {
 		tb.Fatal(err)
 	}

@@ -9,19 +9,34 @@ import (
 	"github.com/srsproxy/srsproxy/srs"
 )
 
+// cardColumns are the columns of a card row, in srs.Card order:
+// last_review_hash is Schedule.LastID, last_recall Schedule.Recall.
 const cardColumns = `season, player, question_id, subject, topic, stage,
-	state, step, stability, difficulty, due, last_review, reps, lapses`
+	state, step, stability, difficulty, due, last_review, reps, lapses, last_review_hash, last_recall`
 
 func scanCard(row interface{ Scan(...any) error }) (srs.Card, error) {
 	var c srs.Card
 	err := row.Scan(&c.Season, &c.Player, &c.QuestionID, &c.Subject, &c.Topic, &c.Stage,
-		&c.State, &c.Step, &c.Stability, &c.Difficulty, &c.Due, &c.LastReview, &c.Reps, &c.Lapses)
+		&c.State, &c.Step, &c.Stability, &c.Difficulty, &c.Due, &c.LastReview, &c.Reps, &c.Lapses,
+		&c.LastID, &c.Recall)
 	return c, err
 }
 
-// queryCards runs a card query and collects its rows.
+// queryCards runs a card query under the read timeout and collects its rows.
 func (s *Store) queryCards(ctx context.Context, query string, args ...any) ([]srs.Card, error) {
-	rows, err := s.db.QueryContext(ctx, query, args...)
+	ctx, cancel := s.bound(ctx, readCall)
+	defer cancel()
+	return collectCards(ctx, s.db, query, args...)
+}
+
+// querier is a pool or a transaction.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// collectCards runs a card query on q and collects its rows.
+func collectCards(ctx context.Context, q querier, query string, args ...any) ([]srs.Card, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -39,7 +54,8 @@ func (s *Store) queryCards(ctx context.Context, query string, args ...any) ([]sr
 
 // UserCards returns every card of one player in one season, ordered by
 // question id: the whole user-season a cache miss loads. It returns the
-// database error.
+// database error (context.DeadlineExceeded in its chain after the read
+// timeout).
 func (s *Store) UserCards(ctx context.Context, season, player string) ([]srs.Card, error) {
 	cards, err := s.queryCards(ctx, "SELECT "+cardColumns+
 		" FROM cards WHERE season = ? AND player = ? ORDER BY question_id", season, player)
@@ -49,8 +65,11 @@ func (s *Store) UserCards(ctx context.Context, season, player string) ([]srs.Car
 	return cards, nil
 }
 
-// Card returns one card and whether it exists. It returns the database error.
+// Card returns one card and whether it exists. It returns the database error
+// (context.DeadlineExceeded in its chain after the read timeout).
 func (s *Store) Card(ctx context.Context, season, player, question string) (srs.Card, bool, error) {
+	ctx, cancel := s.bound(ctx, readCall)
+	defer cancel()
 	c, err := scanCard(s.db.QueryRowContext(ctx, "SELECT "+cardColumns+
 		" FROM cards WHERE season = ? AND player = ? AND question_id = ?", season, player, question))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -74,7 +93,8 @@ const dueQuery = "SELECT " + cardColumns + ` FROM cards FORCE INDEX (due_idx)
 // ms), most overdue first, read through the (season, player, due) index.
 // A non-empty subject keeps exactly that subject: it filters while walking the
 // index, so it is not a filter applied to an overall top-N. A limit below 1
-// returns nothing. It returns the database error.
+// returns nothing. It runs under the read timeout and returns the database
+// error.
 func (s *Store) DueCards(ctx context.Context, season, player, subject string, now int64, limit int) ([]srs.Card, error) {
 	if limit < 1 {
 		return nil, nil
@@ -95,8 +115,11 @@ func (s *Store) DueCards(ctx context.Context, season, player, subject string, no
 }
 
 // CountDue returns how many cards of a player are due at or before now (unix
-// ms), of one subject when subject is not empty. It returns the database error.
+// ms), of one subject when subject is not empty. It runs under the read
+// timeout and returns the database error.
 func (s *Store) CountDue(ctx context.Context, season, player, subject string, now int64) (int64, error) {
+	ctx, cancel := s.bound(ctx, readCall)
+	defer cancel()
 	query := "SELECT COUNT(*) FROM cards FORCE INDEX (due_idx) WHERE season = ? AND player = ? AND due <= ?"
 	args := []any{season, player, now}
 	if subject != "" {
@@ -115,7 +138,8 @@ const pageSize = 1000
 
 // CardsWithReviews calls fn for every card of every season in primary-key
 // order (season, player, question_id). It pages by keyset, never by OFFSET,
-// and calls fn between queries, so fn may use the store. It stops at and
+// and calls fn between queries, so fn may use the store; each page has the
+// read timeout, the whole walk only ctx's deadline. It stops at and
 // returns fn's first error, or the database error.
 func (s *Store) CardsWithReviews(ctx context.Context, fn func(c srs.Card) error) error {
 	// The expanded OR form, unlike a row comparison, is a range scan in MariaDB.
@@ -157,7 +181,7 @@ const (
 // (player, question_id) strictly after (afterPlayer, afterQuestion); ("", "")
 // starts at the beginning. Pass the last card of a page to get the next; a
 // page shorter than limit is the last. Cache rebuilds stream a season with
-// it. A limit below 1 returns nothing.
+// it. A limit below 1 returns nothing. It runs under the read timeout.
 // It returns srs.ErrInvalidSeasonName (before any SQL) or the database error.
 func (s *Store) CardsPage(ctx context.Context, season, afterPlayer, afterQuestion string, limit int) ([]srs.Card, error) {
 	if !srs.ValidSeasonName(season) {

@@ -67,7 +67,9 @@ func newSeason(tb testing.TB, s *Store, name string) {
 
 // review builds a review of card (season, player, question) leaving the card
 // at version (lastReview, reps); the other fields derive from those two so
-// tests can tell versions apart by any column.
+// tests can tell versions apart by any column. Its Before names no review
+// (LastID 0): on a card row whose last_id is known it does not continue the
+// row (see then).
 func review(id, season, player, question string, lastReview int64, reps int) srs.Review {
 	return srs.Review{
 		ID: id, Season: season, Player: player, QuestionID: question,
@@ -77,8 +79,25 @@ func review(id, season, player, question string, lastReview int64, reps int) srs
 			Due: lastReview - 1000, LastReview: lastReview - 60_000, Reps: reps - 1, Lapses: 1},
 		After: srs.Schedule{State: srs.StateReview, Step: 0, Stability: float64(reps) + 0.123456789,
 			Difficulty: 5.0 + float64(reps)/10, Due: lastReview + int64(reps)*86_400_000,
-			LastReview: lastReview, Reps: reps, Lapses: reps / 3},
+			LastReview: lastReview, Reps: reps, Lapses: reps / 3,
+			LastID: srs.ReviewHash(id), Recall: 0.5 + float64(reps%40)/100},
 	}
+}
+
+// then returns r built on prev, as the engine builds a review on the card
+// state it read: r's Before is prev's After, so r continues prev's card row.
+func then(prev, r srs.Review) srs.Review {
+	r.Before = prev.After
+	return r
+}
+
+// keys returns the review keys of reviews.
+func keys(reviews ...srs.Review) []ReviewKey {
+	var out []ReviewKey
+	for _, r := range reviews {
+		out = append(out, ReviewKey{r.Player, r.QuestionID, r.ID})
+	}
+	return out
 }
 
 func apply(tb testing.TB, s *Store, batch ...srs.Review) []int {

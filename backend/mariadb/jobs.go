@@ -52,12 +52,15 @@ func scanJob(row interface{ Scan(...any) error }) (Job, error) {
 // CreateJob stores a new job. A zero Started takes the store's clock, an
 // empty State is running, and Updated is always now (see SetClock); times
 // are kept to the millisecond.
+// It runs under the write timeout.
 // It returns ErrJobExists for a taken id, an error for an empty id, or the
 // database error (e.g. a field too long for its column).
 func (s *Store) CreateJob(ctx context.Context, j Job) error {
 	if j.ID == "" {
 		return errors.New("create job: empty id")
 	}
+	ctx, cancel := s.bound(ctx, writeCall)
+	defer cancel()
 	now := s.clock()
 	if j.Started.IsZero() {
 		j.Started = now
@@ -80,9 +83,11 @@ func (s *Store) CreateJob(ctx context.Context, j Job) error {
 
 // UpdateJob writes every mutable field of a job: state, counts, cursor,
 // owner, finished, error and result (id, kind, season and started never
-// change), and sets Updated to now (see SetClock).
+// change), and sets Updated to now (see SetClock), under the write timeout.
 // It returns ErrUnknownJob or the database error.
 func (s *Store) UpdateJob(ctx context.Context, j Job) error {
+	ctx, cancel := s.bound(ctx, writeCall)
+	defer cancel()
 	res, err := s.db.ExecContext(ctx, `UPDATE jobs SET state = ?, processed = ?, total = ?,
 		cursor_player = ?, cursor_question = ?, owner = ?, updated_at = ?, finished_at = ?,
 		error = ?, result = ? WHERE id = ?`,
@@ -104,8 +109,10 @@ func (s *Store) UpdateJob(ctx context.Context, j Job) error {
 }
 
 // Job returns the job with this id and whether it exists. Times come back
-// in UTC. It returns the database error.
+// in UTC. It runs under the read timeout and returns the database error.
 func (s *Store) Job(ctx context.Context, id string) (Job, bool, error) {
+	ctx, cancel := s.bound(ctx, readCall)
+	defer cancel()
 	j, err := scanJob(s.db.QueryRowContext(ctx, "SELECT "+jobColumns+" FROM jobs WHERE id = ?", id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Job{}, false, nil
@@ -117,8 +124,11 @@ func (s *Store) Job(ctx context.Context, id string) (Job, bool, error) {
 }
 
 // Jobs returns the jobs in state (every job when state is ""), oldest first
-// (by Started, then id). It returns the database error.
+// (by Started, then id). It runs under the read timeout and returns the
+// database error.
 func (s *Store) Jobs(ctx context.Context, state string) ([]Job, error) {
+	ctx, cancel := s.bound(ctx, readCall)
+	defer cancel()
 	query := "SELECT " + jobColumns + " FROM jobs"
 	var args []any
 	if state != "" {

@@ -1,6 +1,7 @@
 package mariadb
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -19,7 +20,8 @@ import (
 // sidecar can take it; a job holding one checks Held as it goes.
 // A Lock is safe for concurrent use.
 type Lock struct {
-	name string // the server-side name, schema-prefixed
+	name    string        // the server-side name, schema-prefixed
+	timeout time.Duration // of Held's query when its context has no earlier deadline
 
 	mu     sync.Mutex
 	conn   *sql.Conn // nil once released
@@ -40,13 +42,16 @@ func lockName(schema, name string) string {
 
 // TryLock takes the named lock, GET_LOCK(name, 0), on a new dedicated
 // connection from the pool without waiting. ok is false, with no error, when
-// another session holds it. The caller must Release a lock it got.
+// another session holds it. The caller must Release a lock it got. Taking
+// it runs under the write timeout; Held checks under the read timeout.
 // It returns an error for an empty name, or the database error.
 func (s *Store) TryLock(ctx context.Context, name string) (l *Lock, ok bool, err error) {
 	if name == "" {
 		return nil, false, errors.New("try lock: empty name")
 	}
 	full := lockName(s.schema, name)
+	ctx, cancel := s.bound(ctx, writeCall)
+	defer cancel()
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return nil, false, fmt.Errorf("try lock %s: %w", name, err)
@@ -63,7 +68,10 @@ func (s *Store) TryLock(ctx context.Context, name string) (l *Lock, ok bool, err
 		conn.Close()
 		return nil, false, nil
 	}
-	return &Lock{name: full, conn: conn, connID: id}, true, nil
+	s.mu.Lock()
+	timeout := s.timeouts.withDefaults().Read
+	s.mu.Unlock()
+	return &Lock{name: full, timeout: timeout, conn: conn, connID: id}, true, nil
 }
 
 // Held reports whether the lock is still held by this Lock's session:
@@ -75,6 +83,8 @@ func (l *Lock) Held(ctx context.Context) bool {
 	if l.conn == nil {
 		return false
 	}
+	ctx, cancel := context.WithTimeout(ctx, cmp.Or(l.timeout, DefaultReadTimeout))
+	defer cancel()
 	var held sql.NullInt64
 	err := l.conn.QueryRowContext(ctx, "SELECT IS_USED_LOCK(?) = CONNECTION_ID()", l.name).Scan(&held)
 	return err == nil && held.Valid && held.Int64 == 1

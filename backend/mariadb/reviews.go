@@ -12,6 +12,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/srsproxy/srsproxy/fsrs"
 	"github.com/srsproxy/srsproxy/partitions"
 	"github.com/srsproxy/srsproxy/srs"
 )
@@ -19,7 +20,7 @@ import (
 // maxText is the length in characters of the VARCHAR(191) columns.
 const maxText = 191
 
-// chunkRows bounds the rows of one multi-row statement: 1000 × 28 placeholders
+// chunkRows bounds the rows of one multi-row statement: 1000 × 31 placeholders
 // stays under the 65535 a server-side prepared statement allows, should the
 // driver ever fall back from client-side interpolation.
 const chunkRows = 1000
@@ -28,14 +29,24 @@ const chunkRows = 1000
 // timeout, or a review id logged concurrently by another drainer.
 const maxAttempts = 4
 
+// logColumns are the columns of a review-log row, in the order appendLog
+// writes them and scanReview reads them. The After schedule has no hash
+// column: After.LastID is always srs.ReviewHash(review_id). recall is
+// After.Recall, before_recall Before.Recall.
 const logColumns = `season, review_id, player, question_id, grade, reviewed_at, elapsed_days,
 	duration_ms, subject, topic, stage,
 	before_state, before_step, before_stability, before_difficulty, before_due,
-	before_last_review, before_reps, before_lapses,
+	before_last_review, before_reps, before_lapses, before_review_hash, before_recall,
 	after_state, after_step, after_stability, after_difficulty, after_due,
-	after_last_review, after_reps, after_lapses, sidecar`
+	after_last_review, after_reps, after_lapses, recall, sidecar`
 
-const logPlaceholders = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+// logWidth is the number of logColumns.
+const logWidth = 31
+
+var logPlaceholders = group(logWidth)
+
+// group returns one row of n placeholders: "(?,?,…)".
+func group(n int) string { return "(" + placeholders("?", n) + ")" }
 
 func appendSchedule(args []any, s srs.Schedule) []any {
 	return append(args, s.State, s.Step, s.Stability, s.Difficulty, s.Due, s.LastReview, s.Reps, s.Lapses)
@@ -45,8 +56,9 @@ func appendLog(args []any, r srs.Review) []any {
 	args = append(args, r.Season, r.ID, r.Player, r.QuestionID, r.Grade, r.ReviewedAt,
 		r.ElapsedDays, r.DurationMS, r.Subject, r.Topic, r.Stage)
 	args = appendSchedule(args, r.Before)
+	args = append(args, r.Before.LastID, r.Before.Recall)
 	args = appendSchedule(args, r.After)
-	return append(args, r.Sidecar)
+	return append(args, r.After.Recall, r.Sidecar)
 }
 
 func scanReview(row interface{ Scan(...any) error }) (srs.Review, error) {
@@ -55,45 +67,49 @@ func scanReview(row interface{ Scan(...any) error }) (srs.Review, error) {
 	err := row.Scan(&r.Season, &r.ID, &r.Player, &r.QuestionID, &r.Grade, &r.ReviewedAt,
 		&r.ElapsedDays, &r.DurationMS, &r.Subject, &r.Topic, &r.Stage,
 		&b.State, &b.Step, &b.Stability, &b.Difficulty, &b.Due, &b.LastReview, &b.Reps, &b.Lapses,
+		&b.LastID, &b.Recall,
 		&a.State, &a.Step, &a.Stability, &a.Difficulty, &a.Due, &a.LastReview, &a.Reps, &a.Lapses,
-		&r.Sidecar)
+		&a.Recall, &r.Sidecar)
+	a.LastID = srs.ReviewHash(r.ID)
 	return r, err
 }
 
-// upsertCard inserts cards into the table its first %s names (cards, or an
-// archive table for late entries) or moves existing ones forward, never back:
-// every column takes the new value only if the new version is newer (a later
-// last_review, or the same one with more reps; srs.Schedule.NewerThan).
-//
-// MariaDB evaluates the assignments left to right and later ones see the
-// columns already assigned, so the columns the condition reads come last:
-// reps, then last_review. (With last_review first, a newer review with equal
-// reps would update last_review and leave every later column stale.) reps
-// before last_review is safe: if reps moved, either last_review grew, which
-// the condition still sees, or it is equal and needs no change. updated_at
-// comes just before them; after them its condition would always be false.
-var upsertCard = func() string {
-	const newer = "(VALUES(last_review) > last_review OR (VALUES(last_review) = last_review AND VALUES(reps) > reps))"
+// cardWidth is the number of cardColumns.
+const cardWidth = 16
+
+var cardPlaceholders = group(cardWidth)
+
+// replaceCard writes cards into the table its first %s names (cards, or an
+// archive table for late entries) whatever their rows hold: ApplyReviews
+// has locked those rows and decided their new state.
+var replaceCard = func() string {
 	var set []string
-	for _, col := range []string{"subject", "topic", "stage", "state", "step", "stability", "difficulty", "due", "lapses"} {
-		set = append(set, fmt.Sprintf("%s = IF(%s, VALUES(%s), %s)", col, newer, col, col))
+	for _, col := range strings.Split(cardColumns, ",") {
+		col = strings.TrimSpace(col)
+		switch col {
+		case "season", "player", "question_id":
+		default:
+			set = append(set, fmt.Sprintf("%s = VALUES(%s)", col, col))
+		}
 	}
-	set = append(set,
-		"updated_at = IF("+newer+", CURRENT_TIMESTAMP(3), updated_at)",
-		"reps = IF("+newer+", VALUES(reps), reps)",
-		"last_review = IF("+newer+", VALUES(last_review), last_review)")
+	set = append(set, "updated_at = CURRENT_TIMESTAMP(3)")
 	return "INSERT INTO %s (" + cardColumns + ") VALUES %s ON DUPLICATE KEY UPDATE " + strings.Join(set, ", ")
 }()
 
-const cardPlaceholders = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+// insertCard writes cards that had no row when ApplyReviews looked: if
+// another drainer created one since, the INSERT fails with a duplicate key
+// and the batch runs again, now seeing it.
+const insertCard = "INSERT INTO %s (" + cardColumns + ") VALUES %s"
 
 func appendCard(args []any, c srs.Card) []any {
 	args = append(args, c.Season, c.Player, c.QuestionID, c.Subject, c.Topic, c.Stage)
-	return append(args, c.State, c.Step, c.Stability, c.Difficulty, c.Due, c.LastReview, c.Reps, c.Lapses)
+	args = append(args, c.State, c.Step, c.Stability, c.Difficulty, c.Due, c.LastReview, c.Reps, c.Lapses)
+	return append(args, c.LastID, c.Recall)
 }
 
 // checkReview refuses a review the database would reject for good (strict
-// mode), which would otherwise fail its whole batch on every retry.
+// mode), which would otherwise fail its whole batch on every retry, and one
+// a replay could not apply (a grade outside 1–4).
 func checkReview(r srs.Review) error {
 	if !srs.ValidSeasonName(r.Season) {
 		return srs.ErrInvalidSeasonName
@@ -109,6 +125,9 @@ func checkReview(r srs.Review) error {
 			return fmt.Errorf("%s is empty", f.name)
 		}
 	}
+	if !r.Grade.Valid() {
+		return fmt.Errorf("grade %d not in 1..4", r.Grade)
+	}
 	if r.ElapsedDays < math.MinInt32 || r.ElapsedDays > math.MaxInt32 {
 		return errors.New("elapsed_days out of range")
 	}
@@ -118,42 +137,68 @@ func checkReview(r srs.Review) error {
 			return errors.New("step out of range")
 		case s.Reps < math.MinInt32 || s.Reps > math.MaxInt32 || s.Lapses < math.MinInt32 || s.Lapses > math.MaxInt32:
 			return errors.New("reps or lapses out of range")
-		case math.IsNaN(s.Stability) || math.IsInf(s.Stability, 0) || math.IsNaN(s.Difficulty) || math.IsInf(s.Difficulty, 0):
-			return errors.New("stability or difficulty not finite")
+		case !finite(s.Stability) || !finite(s.Difficulty) || !finite(s.Recall):
+			return errors.New("stability, difficulty or recall not finite")
 		}
 	}
 	return nil
 }
 
+func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
+
 // ApplyReviews writes a batch of acknowledged reviews in one transaction: it
-// logs each review not logged before and moves each card forward to the
-// newest of its reviews. It is what the write-behind drainer calls.
+// logs each review not logged before and moves each card to the state its
+// review log gives. It is what the write-behind drainer calls.
 //
-//   - Idempotent by (season, review_id): a review already in the log, or
-//     repeated inside the batch, is skipped entirely (neither logged nor
-//     applied), so a replayed id is applied at most once.
-//   - Newer wins: a card row only moves to a later (last_review, reps).
+//   - Idempotent by (season, player, question_id, review_id), the log's
+//     primary key: a review already in the log, or repeated inside the
+//     batch, is skipped entirely (neither logged nor applied), so a replayed
+//     id is applied at most once. The same id on another card is another
+//     review.
+//   - Invariant 3 across sidecars (docs/CORE.md §5): each card's new reviews
+//     are taken in (reviewed_at, after reps, review_id) order. When they
+//     continue the card row (each is not older than the state before it, its
+//     Before has that state's FSRS inputs and, when that state's last_id is
+//     known, its Before.LastID is that last_id; see continues), the row
+//     becomes the last one's After. When they do not (a late review from a
+//     sidecar that was killed with undrained entries while others went on,
+//     or a fork), the card is recomputed: its whole review log, old rows and
+//     new, in that order, is replayed through FSRS with the season's
+//     scheduler, and the row becomes the replay. The log rows stay as they
+//     were written. Each recomputed card is passed, after the commit, to the
+//     function set with SetOnRecompute. A card whose log, new rows included,
+//     holds fewer reviews than its row counts (reps: rows loaded without
+//     their log, or reviews still undrained in another queue) is not
+//     replayed, which would lose history: the newer of row and review wins,
+//     as before release 2, and a warning is logged; the missing reviews,
+//     older than the row, replay it when they arrive.
+//   - The card rows a batch touches are locked (SELECT … FOR UPDATE, READ
+//     COMMITTED) before anything is decided, so two drainers of one card
+//     take turns and the second sees the first's rows.
+//   - After.LastID is always srs.ReviewHash(review_id): it is stored so, and
+//     the card row's last_review_hash gets it.
 //   - Late entries of an archived season: when a season's archive_state is
 //     archiving or archived and its partition has left a live table, its
 //     rows go to the season's archive table instead (partitions.ArchiveTable),
-//     with the same idempotency and newer-wins rules, in the same
-//     transaction. While the partition is still there they go to the live
-//     table and the partition move carries them. A partition that vanishes
-//     under a batch (the INSERT fails with 1526 after the move) or an archive
-//     table dropped under it (1146) makes the batch look again where each
-//     season's rows live and run again.
+//     with the same rules, in the same transaction. While the partition is
+//     still there they go to the live table and the partition move carries
+//     them. A partition that vanishes under a batch (an INSERT fails with
+//     1526 after the move) or an archive table dropped under it (1146) makes
+//     the batch look again where each season's rows live and run again.
 //   - Permanent rejections: reviews of an unknown season, of a season with
 //     neither a partition nor (archiving or archived) an archive table, e.g.
-//     a purged one, or with values the schema cannot hold are left out and
-//     the rest is committed; their batch indices come back in rejected, in
-//     ascending order, and are logged.
+//     a purged one, with a grade outside 1–4, or with values the schema
+//     cannot hold are left out and the rest is committed; their batch
+//     indices come back in rejected, in ascending order, and are logged.
 //
-// The fast path costs one lookup of the batch's seasons; only seasons being
-// or already archived cost more, and their routes are cached.
-// Deadlocks and races with another drainer over the same review id are
+// The whole call, retries included, runs under the write timeout.
+// Deadlocks and races with another drainer over the same review or card are
 // retried a few times. Any other failure rolls the whole batch back and
-// returns the database error with rejected nil; the caller retries later.
+// returns the database error with rejected nil (context.DeadlineExceeded in
+// its chain after the timeout); the caller retries later.
 func (s *Store) ApplyReviews(ctx context.Context, batch []srs.Review) (rejected []int, err error) {
+	ctx, cancel := s.bound(ctx, writeCall)
+	defer cancel()
 	skip := make([]bool, len(batch))
 	reject := func(i int, reason error) {
 		skip[i] = true
@@ -183,12 +228,20 @@ func (s *Store) ApplyReviews(ctx context.Context, batch []srs.Review) (rejected 
 	}
 	rejectUnrouted()
 	for attempt, reroutes := 1, 0; ; {
-		err := s.applyOnce(ctx, batch, skip, routes)
+		recomputed, err := s.applyOnce(ctx, batch, skip, routes)
 		switch n := errNumber(err); {
 		case err == nil:
 			for i, sk := range skip {
 				if sk {
 					rejected = append(rejected, i)
+				}
+			}
+			s.mu.Lock()
+			fn := s.onRecompute
+			s.mu.Unlock()
+			if fn != nil {
+				for _, c := range recomputed {
+					fn(c)
 				}
 			}
 			return rejected, nil
@@ -229,9 +282,28 @@ func seasonsOf(batch []srs.Review, skip []bool) []string {
 	return out
 }
 
-type logKey struct{ season, id string }
+// logKey is a review's identity: its id is unique per card.
+type logKey struct{ season, player, question, id string }
+
+func logKeyOf(r srs.Review) logKey { return logKey{r.Season, r.Player, r.QuestionID, r.ID} }
 
 type cardKey struct{ season, player, question string }
+
+func cardKeyOf(r srs.Review) cardKey { return cardKey{r.Season, r.Player, r.QuestionID} }
+
+func compareCardKeys(a, b cardKey) int {
+	return cmp.Or(cmp.Compare(a.season, b.season), cmp.Compare(a.player, b.player),
+		cmp.Compare(a.question, b.question))
+}
+
+// reviewOrder is the order in which a card's reviews apply, the review
+// log's: by reviewed_at, then by the reps they leave, then by id (bytes, as
+// the utf8mb4_nopad_bin collation compares). It is a total order on one
+// card's reviews, so every drainer replays the same sequence.
+func reviewOrder(a, b srs.Review) int {
+	return cmp.Or(cmp.Compare(a.ReviewedAt, b.ReviewedAt), cmp.Compare(a.After.Reps, b.After.Reps),
+		strings.Compare(a.ID, b.ID))
+}
 
 // byTable groups items by the table each goes to, tables in name order so
 // that concurrent drainers take their locks in the same order.
@@ -249,23 +321,27 @@ func byTable[T any](items []T, table func(T) string) (tables []string, groups ma
 }
 
 // applyOnce runs the batch's transaction once, leaving out skipped entries
-// and writing each season's rows to the tables of its route.
-func (s *Store) applyOnce(ctx context.Context, batch []srs.Review, skip []bool, routes map[string]route) error {
+// and writing each season's rows to the tables of its route. It returns the
+// cards it recomputed by a replay.
+func (s *Store) applyOnce(ctx context.Context, batch []srs.Review, skip []bool, routes map[string]route) ([]srs.Card, error) {
 	seen := make(map[logKey]bool, len(batch))
 	var todo []int
 	for i, r := range batch {
-		k := logKey{r.Season, r.ID}
-		if !skip[i] && !seen[k] {
+		if k := logKeyOf(r); !skip[i] && !seen[k] {
 			seen[k] = true
 			todo = append(todo, i)
 		}
 	}
 	if len(todo) == 0 {
-		return nil
+		return nil, nil
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	// READ COMMITTED: once a card row is locked, the reads that follow see
+	// what the drainer that held it before committed (under REPEATABLE READ
+	// they would see the snapshot of the first read), and locking reads of
+	// absent rows take no gap locks.
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer tx.Rollback()
 
@@ -274,93 +350,320 @@ func (s *Store) applyOnce(ctx context.Context, batch []srs.Review, skip []bool, 
 	logged := map[logKey]bool{}
 	for _, table := range logTables {
 		if err := loggedIDs(ctx, tx, table, batch, logGroups[table], logged); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	todo = slices.DeleteFunc(todo, func(i int) bool { return logged[logKey{batch[i].Season, batch[i].ID}] })
+	todo = slices.DeleteFunc(todo, func(i int) bool { return logged[logKeyOf(batch[i])] })
 	if len(todo) == 0 {
-		return nil
+		return nil, nil
 	}
 
-	newest := make(map[cardKey]int, len(todo))
+	// The cards, in primary-key order so that concurrent drainers lock rows
+	// in the same order; each card's new reviews in the order they apply.
+	news := map[cardKey][]srs.Review{}
+	for _, i := range todo {
+		r := batch[i]
+		r.After.LastID = srs.ReviewHash(r.ID)
+		news[cardKeyOf(r)] = append(news[cardKeyOf(r)], r)
+	}
+	keys := slices.SortedFunc(maps.Keys(news), compareCardKeys)
+	cardTable := func(k cardKey) string { return routes[k.season].cards }
+	cardTables, cardGroups := byTable(keys, cardTable)
+	rows := make(map[cardKey]srs.Card, len(keys))
+	for _, table := range cardTables {
+		if err := lockCards(ctx, tx, table, cardGroups[table], rows); err != nil {
+			return nil, err
+		}
+	}
+
 	logTables, logGroups = byTable(todo, logTable)
 	for _, table := range logTables {
 		for chunk := range slices.Chunk(logGroups[table], chunkRows) {
-			args := make([]any, 0, len(chunk)*28)
+			args := make([]any, 0, len(chunk)*logWidth)
 			for _, i := range chunk {
 				r := batch[i]
+				r.After.LastID = srs.ReviewHash(r.ID)
 				args = appendLog(args, r)
-				k := cardKey{r.Season, r.Player, r.QuestionID}
-				if j, ok := newest[k]; !ok || r.After.NewerThan(batch[j].After) {
-					newest[k] = i
-				}
 			}
 			query := "INSERT INTO " + partitions.QuoteIdent(table) + " (" + logColumns + ") VALUES " +
 				placeholders(logPlaceholders, len(chunk))
 			if _, err := tx.ExecContext(ctx, query, args...); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
 
-	// One row per card, in primary-key order so that concurrent drainers lock
-	// rows in the same order.
-	cards := make([]srs.Card, 0, len(newest))
-	for _, i := range newest {
-		cards = append(cards, batch[i].Card())
+	var (
+		recomputed    []srs.Card
+		inserts, sets = map[string][]srs.Card{}, map[string][]srs.Card{}
+		scheds        = map[string]*fsrs.Scheduler{}
+	)
+	for _, k := range keys {
+		revs := news[k]
+		slices.SortFunc(revs, reviewOrder)
+		row, exists := rows[k]
+		if !exists {
+			row = srs.Card{Season: k.season, Player: k.player, QuestionID: k.question}
+		}
+		next, replayed, err := s.settle(ctx, tx, routes[k.season].log, scheds, row, exists, revs)
+		if err != nil {
+			return nil, err
+		}
+		if replayed {
+			recomputed = append(recomputed, next)
+		}
+		switch table := cardTable(k); {
+		case !exists:
+			inserts[table] = append(inserts[table], next)
+		case next != row:
+			sets[table] = append(sets[table], next)
+		}
 	}
-	slices.SortFunc(cards, func(a, b srs.Card) int {
-		return cmp.Or(cmp.Compare(a.Season, b.Season), cmp.Compare(a.Player, b.Player),
-			cmp.Compare(a.QuestionID, b.QuestionID))
-	})
-	cardTables, cardGroups := byTable(cards, func(c srs.Card) string { return routes[c.Season].cards })
-	for _, table := range cardTables {
-		for chunk := range slices.Chunk(cardGroups[table], chunkRows) {
-			args := make([]any, 0, len(chunk)*14)
-			for _, c := range chunk {
-				args = appendCard(args, c)
-			}
-			query := fmt.Sprintf(upsertCard, partitions.QuoteIdent(table), placeholders(cardPlaceholders, len(chunk)))
-			if _, err := tx.ExecContext(ctx, query, args...); err != nil {
-				return err
+	for _, w := range []struct {
+		query string
+		cards map[string][]srs.Card
+	}{{insertCard, inserts}, {replaceCard, sets}} {
+		for _, table := range slices.Sorted(maps.Keys(w.cards)) {
+			for chunk := range slices.Chunk(w.cards[table], chunkRows) {
+				args := make([]any, 0, len(chunk)*cardWidth)
+				for _, c := range chunk {
+					args = appendCard(args, c)
+				}
+				query := fmt.Sprintf(w.query, partitions.QuoteIdent(table), placeholders(cardPlaceholders, len(chunk)))
+				if _, err := tx.ExecContext(ctx, query, args...); err != nil {
+					return nil, err
+				}
 			}
 		}
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	return recomputed, nil
+}
+
+// continues reports whether a card's new reviews, in the order they apply,
+// continue its row, so that folding them in gives what replaying the whole
+// log would: each is not older than the state before it, and was computed
+// from that very state. "That very state" is the same FSRS inputs (state,
+// step, stability, difficulty, last review, reps, lapses; not due or recall,
+// which Next does not read and the cache rounds) and, when the state's
+// LastID is known (not 0), the same LastID. Same LastID alone is not enough:
+// a row recomputed by a replay keeps the LastID of its last review but may
+// differ from the state the engine had computed after it. A card without a
+// row is continued by any first review (its earlier reviews, if any, are not
+// drained yet; they will recompute it when they are).
+func continues(row srs.Schedule, exists bool, revs []srs.Review) bool {
+	prev, known := row, exists
+	for _, r := range revs {
+		switch {
+		case r.ReviewedAt < prev.LastReview:
+			return false
+		case known && !sameInputs(r.Before, prev):
+			return false
+		case known && prev.LastID != 0 && r.Before.LastID != prev.LastID:
+			return false
+		}
+		prev, known = r.After, true
+	}
+	return true
+}
+
+// sameInputs reports whether two schedules give FSRS the same inputs.
+func sameInputs(a, b srs.Schedule) bool {
+	return a.State == b.State && a.Step == b.Step && a.Stability == b.Stability &&
+		a.Difficulty == b.Difficulty && a.LastReview == b.LastReview && a.Reps == b.Reps &&
+		a.Lapses == b.Lapses
+}
+
+// settle decides a card's new row from its row (exists false: none) and its
+// new reviews, already logged in logTable, in the order they apply; replayed
+// reports a recompute.
+func (s *Store) settle(ctx context.Context, tx *sql.Tx, logTable string, scheds map[string]*fsrs.Scheduler,
+	row srs.Card, exists bool, revs []srs.Review) (next srs.Card, replayed bool, err error) {
+	newest := revs[len(revs)-1].Card()
+	if continues(row.Schedule, exists, revs) {
+		return newest, false, nil
+	}
+	log, err := cardLog(ctx, tx, logTable, row.Season, row.Player, row.QuestionID)
+	if err != nil {
+		return srs.Card{}, false, err
+	}
+	newerWins := func(why string, attrs ...any) (srs.Card, bool, error) {
+		s.log.WarnContext(ctx, "card not recomputed: "+why, append([]any{"season", row.Season,
+			"player", row.Player, "question_id", row.QuestionID, "row_reps", row.Reps, "logged", len(log)}, attrs...)...)
+		if exists && !newest.NewerThan(row.Schedule) {
+			return row, false, nil
+		}
+		return newest, false, nil
+	}
+	if exists && len(log) < row.Reps {
+		// Reviews the row counts are missing from the log: rows loaded
+		// without their log, or reviews still in another sidecar's queue
+		// (they are older than the row, so their arrival replays the card).
+		return newerWins("its log holds fewer reviews than the row counts")
+	}
+	sched, err := s.scheduler(ctx, tx, row.Season, scheds)
+	if err != nil {
+		return newerWins("no scheduler for its season", "err", err)
+	}
+	next = replay(sched, row.Season, row.Player, row.QuestionID, log)
+	s.log.InfoContext(ctx, "card recomputed from its review log", "season", row.Season,
+		"player", row.Player, "question_id", row.QuestionID, "reviews", len(log), "new", len(revs))
+	return next, true, nil
+}
+
+// replay computes a card from its whole review log, in the order reviews
+// apply, as the engine computes each review (engine/review.go, next): FSRS
+// from a new card, each review's After.LastID its hash and After.Recall the
+// retrievability before it. The labels are those of the last review. A
+// review with an invalid grade (never written since release 2) is skipped.
+func replay(sched *fsrs.Scheduler, season, player, question string, log []srs.Review) srs.Card {
+	c := srs.Card{Season: season, Player: player, QuestionID: question}
+	seed := fsrs.Seed(season, player, question)
+	for _, r := range log {
+		if !r.Grade.Valid() {
+			continue
+		}
+		after := sched.Next(c.Schedule, r.Grade, r.ReviewedAt, seed).Schedule
+		after.LastID = srs.ReviewHash(r.ID)
+		after.Recall = sched.Retrievability(c.Schedule, r.ReviewedAt)
+		c.Schedule = after
+		c.Subject, c.Topic, c.Stage = r.Subject, r.Topic, r.Stage
+	}
+	return c
+}
+
+// scheduler returns the FSRS scheduler of a season, read in tx and kept in
+// scheds for the rest of the batch. It returns the database error or
+// fsrs.New's.
+func (s *Store) scheduler(ctx context.Context, tx *sql.Tx, season string, scheds map[string]*fsrs.Scheduler) (*fsrs.Scheduler, error) {
+	if sched, ok := scheds[season]; ok {
+		return sched, nil
+	}
+	var raw []byte
+	if err := tx.QueryRowContext(ctx, "SELECT scheduler FROM seasons WHERE name = ?", season).Scan(&raw); err != nil {
+		return nil, err
+	}
+	cfg, err := decodeScheduler(raw)
+	if err != nil {
+		return nil, err
+	}
+	sched, err := fsrs.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	scheds[season] = sched
+	return sched, nil
+}
+
+// replayColumns are the log columns a replay reads.
+const replayColumns = "review_id, grade, reviewed_at, after_reps, subject, topic, stage"
+
+// cardLog reads one card's whole review log from table in the order reviews
+// apply (reviewOrder), with the columns a replay needs.
+func cardLog(ctx context.Context, tx *sql.Tx, table, season, player, question string) ([]srs.Review, error) {
+	rows, err := tx.QueryContext(ctx, "SELECT "+replayColumns+" FROM "+partitions.QuoteIdent(table)+
+		` WHERE season = ? AND player = ? AND question_id = ? ORDER BY reviewed_at, after_reps, review_id`,
+		season, player, question)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []srs.Review
+	for rows.Next() {
+		r := srs.Review{Season: season, Player: player, QuestionID: question}
+		if err := rows.Scan(&r.ID, &r.Grade, &r.ReviewedAt, &r.After.Reps, &r.Subject, &r.Topic, &r.Stage); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// keyChunk bounds the keys of one lookup: below the 1000 values from which
+// MariaDB turns an IN list into a subquery (in_predicate_conversion_threshold).
+const keyChunk = 500
+
+// keyTerms returns the WHERE clause and arguments that select rows by
+// primary key: (season = ? AND (cols) IN ((?,…),…)) OR …, one term per
+// season (a batch rarely spans more than one); tuples[i] holds the values of
+// cols for a row of seasons[i]. A row-constructor IN is a range read of the
+// primary key, about twice as fast as the same keys as an OR of equalities.
+func keyTerms(cols string, seasons []string, tuples [][]any) (string, []any) {
+	var (
+		order []string
+		bySea = map[string][][]any{}
+	)
+	for i, season := range seasons {
+		if bySea[season] == nil {
+			order = append(order, season)
+		}
+		bySea[season] = append(bySea[season], tuples[i])
+	}
+	var (
+		where []string
+		args  []any
+	)
+	for _, season := range order {
+		ts := bySea[season]
+		where = append(where, "(season = ? AND ("+cols+") IN ("+placeholders(group(len(ts[0])), len(ts))+"))")
+		args = append(args, season)
+		for _, t := range ts {
+			args = append(args, t...)
+		}
+	}
+	return strings.Join(where, " OR "), args
+}
+
+// cardTerms selects the given cards by primary key (see keyTerms).
+func cardTerms(keys []cardKey) (string, []any) {
+	seasons := make([]string, len(keys))
+	tuples := make([][]any, len(keys))
+	for i, k := range keys {
+		seasons[i], tuples[i] = k.season, []any{k.player, k.question}
+	}
+	return keyTerms("player, question_id", seasons, tuples)
+}
+
+// lockCards locks the rows of the given cards in table (in primary-key
+// order, keys being sorted) and adds those that exist to rows.
+func lockCards(ctx context.Context, tx *sql.Tx, table string, keys []cardKey, rows map[cardKey]srs.Card) error {
+	for chunk := range slices.Chunk(keys, keyChunk) {
+		where, args := cardTerms(chunk)
+		cards, err := collectCards(ctx, tx, "SELECT "+cardColumns+" FROM "+partitions.QuoteIdent(table)+
+			" FORCE INDEX (PRIMARY) WHERE "+where+" ORDER BY season, player, question_id FOR UPDATE", args...)
+		if err != nil {
+			return err
+		}
+		for _, c := range cards {
+			rows[cardKey{c.Season, c.Player, c.QuestionID}] = c
+		}
+	}
+	return nil
 }
 
 // loggedIDs adds to logged which reviews of todo are already in the log
-// table: one primary-key range read per chunk, WHERE (season = ? AND
-// review_id IN (…)) OR … with one term per season (a batch rarely spans more
-// than one). This form reads about a third faster than a (season, review_id)
-// IN row list.
+// table: one primary-key range read per chunk (see keyTerms). FORCE INDEX:
+// given the choice, the optimizer sometimes reads review_id_idx (release 1's
+// lookup) and the batch slows down tenfold.
 func loggedIDs(ctx context.Context, tx *sql.Tx, table string, batch []srs.Review, todo []int, logged map[logKey]bool) error {
-	for chunk := range slices.Chunk(todo, chunkRows) {
-		ids := map[string][]any{}
-		var seasons []string
-		for _, i := range chunk {
+	for chunk := range slices.Chunk(todo, keyChunk) {
+		seasons := make([]string, len(chunk))
+		tuples := make([][]any, len(chunk))
+		for j, i := range chunk {
 			r := batch[i]
-			if ids[r.Season] == nil {
-				seasons = append(seasons, r.Season)
-			}
-			ids[r.Season] = append(ids[r.Season], r.ID)
+			seasons[j], tuples[j] = r.Season, []any{r.Player, r.QuestionID, r.ID}
 		}
-		var (
-			terms []string
-			args  = make([]any, 0, len(chunk)+len(seasons))
-		)
-		for _, season := range seasons {
-			terms = append(terms, "(season = ? AND review_id IN ("+placeholders("?", len(ids[season]))+"))")
-			args = append(append(args, season), ids[season]...)
-		}
-		rows, err := tx.QueryContext(ctx, "SELECT season, review_id FROM "+partitions.QuoteIdent(table)+
-			" WHERE "+strings.Join(terms, " OR "), args...)
+		where, args := keyTerms("player, question_id, review_id", seasons, tuples)
+		rows, err := tx.QueryContext(ctx, "SELECT season, player, question_id, review_id FROM "+
+			partitions.QuoteIdent(table)+" FORCE INDEX (PRIMARY) WHERE "+where, args...)
 		if err != nil {
 			return err
 		}
 		for rows.Next() {
 			var k logKey
-			if err := rows.Scan(&k.season, &k.id); err != nil {
+			if err := rows.Scan(&k.season, &k.player, &k.question, &k.id); err != nil {
 				rows.Close()
 				return err
 			}
@@ -379,24 +682,33 @@ func placeholders(group string, n int) string {
 	return strings.TrimSuffix(strings.Repeat(group+",", n), ",")
 }
 
-// LoggedReview returns the logged review (season, reviewID) and whether it
-// exists. It returns the database error.
-func (s *Store) LoggedReview(ctx context.Context, season, reviewID string) (srs.Review, bool, error) {
+// LoggedReview returns the logged review reviewID of card (season, player,
+// question) and whether it exists: review ids are unique per card, so the
+// same id on another card is another review and is not found here. The
+// review comes back as it was written, with After.LastID =
+// srs.ReviewHash(reviewID). It runs under the read timeout and returns the
+// database error.
+func (s *Store) LoggedReview(ctx context.Context, season, player, question, reviewID string) (srs.Review, bool, error) {
+	ctx, cancel := s.bound(ctx, readCall)
+	defer cancel()
 	r, err := scanReview(s.db.QueryRowContext(ctx, "SELECT "+logColumns+
-		" FROM review_log WHERE season = ? AND review_id = ?", season, reviewID))
+		" FROM review_log WHERE season = ? AND player = ? AND question_id = ? AND review_id = ?",
+		season, player, question, reviewID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return srs.Review{}, false, nil
 	}
 	if err != nil {
-		return srs.Review{}, false, fmt.Errorf("review %s in %s: %w", reviewID, season, err)
+		return srs.Review{}, false, fmt.Errorf("review %s of %s/%s in %s: %w", reviewID, player, question, season, err)
 	}
 	return r, true, nil
 }
 
 // ReviewLog returns every logged review of one card in the order they apply:
-// by reviewed_at, then by the reps they leave behind. It returns the database
-// error.
+// by reviewed_at, then by the reps they leave behind, then by id. It runs
+// under the read timeout and returns the database error.
 func (s *Store) ReviewLog(ctx context.Context, season, player, question string) ([]srs.Review, error) {
+	ctx, cancel := s.bound(ctx, readCall)
+	defer cancel()
 	rows, err := s.db.QueryContext(ctx, "SELECT "+logColumns+` FROM review_log
 		WHERE season = ? AND player = ? AND question_id = ? ORDER BY reviewed_at, after_reps, review_id`,
 		season, player, question)
@@ -418,37 +730,51 @@ func (s *Store) ReviewLog(ctx context.Context, season, player, question string) 
 	return out, nil
 }
 
-// ReviewIDs returns, for each of ids found in the review log of season, the
-// number of rows that carry it (the audit proves each is exactly 1); ids not
-// logged are absent from the map. It returns the database error.
-func (s *Store) ReviewIDs(ctx context.Context, season string, ids []string) (map[string]int, error) {
-	counts := make(map[string]int, len(ids))
-	for chunk := range slices.Chunk(ids, chunkRows) {
-		args := make([]any, 0, len(chunk)+1)
-		args = append(args, season)
-		for _, id := range chunk {
-			args = append(args, id)
+// ReviewKey names one review of a season: its card (player, question) and
+// its id, unique per card.
+type ReviewKey struct {
+	Player, Question, ID string
+}
+
+// ReviewIDs returns, for each of keys found in the live review log of
+// season, the number of rows that carry it (the audit proves each is
+// exactly 1); keys not logged are absent from the map. Each chunk of 500
+// keys is one query under the read timeout. It returns the database error.
+func (s *Store) ReviewIDs(ctx context.Context, season string, keys []ReviewKey) (map[ReviewKey]int, error) {
+	counts := make(map[ReviewKey]int, len(keys))
+	for chunk := range slices.Chunk(keys, keyChunk) {
+		seasons := make([]string, len(chunk))
+		tuples := make([][]any, len(chunk))
+		for i, k := range chunk {
+			seasons[i], tuples[i] = season, []any{k.Player, k.Question, k.ID}
 		}
-		rows, err := s.db.QueryContext(ctx, "SELECT review_id, COUNT(*) FROM review_log WHERE season = ? AND review_id IN ("+
-			placeholders("?", len(chunk))+") GROUP BY review_id", args...)
-		if err != nil {
-			return nil, fmt.Errorf("review ids of %s: %w", season, err)
-		}
-		for rows.Next() {
-			var (
-				id string
-				n  int
-			)
-			if err := rows.Scan(&id, &n); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("review ids of %s: %w", season, err)
-			}
-			counts[id] += n
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		where, args := keyTerms("player, question_id, review_id", seasons, tuples)
+		if err := s.countKeys(ctx, where, args, counts); err != nil {
 			return nil, fmt.Errorf("review ids of %s: %w", season, err)
 		}
 	}
 	return counts, nil
+}
+
+// countKeys adds the review_log rows matching where, by key, to counts.
+func (s *Store) countKeys(ctx context.Context, where string, args []any, counts map[ReviewKey]int) error {
+	ctx, cancel := s.bound(ctx, readCall)
+	defer cancel()
+	rows, err := s.db.QueryContext(ctx, "SELECT player, question_id, review_id, COUNT(*) FROM review_log FORCE INDEX (PRIMARY) WHERE "+
+		where+" GROUP BY player, question_id, review_id", args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			k ReviewKey
+			n int
+		)
+		if err := rows.Scan(&k.Player, &k.Question, &k.ID, &n); err != nil {
+			return err
+		}
+		counts[k] += n
+	}
+	return rows.Err()
 }

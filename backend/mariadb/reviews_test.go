@@ -16,17 +16,26 @@ import (
 
 const season = "SEASON-2026"
 
-func TestApplyReviewsNewerWins(t *testing.T) {
+// TestApplyReviewsNewerWinsWithoutFullLog: a late review would recompute the
+// card from its log, but this log holds fewer reviews than the row counts
+// (reps 3, two logged reviews): a replay would lose history, so the newer
+// state wins, as before release 2.
+func TestApplyReviewsNewerWinsWithoutFullLog(t *testing.T) {
 	t.Parallel()
 	s := newStore(t)
 	newSeason(t, s, season)
-	newer := review("r2", season, "alice", "q1", 2_000_000, 2)
+	newer := review("r2", season, "alice", "q1", 2_000_000, 3)
 	older := review("r1", season, "alice", "q1", 1_000_000, 1)
+	recomputed := 0
+	s.SetOnRecompute(func(srs.Card) { recomputed++ })
 
 	apply(t, s, newer)
 	apply(t, s, older) // arrives late, e.g. from another sidecar's queue
 	if got := mustCard(t, s, season, "alice", "q1"); !reflect.DeepEqual(got, newer.Card()) {
 		t.Errorf("card = %+v, want the newer %+v", got, newer.Card())
+	}
+	if recomputed != 0 {
+		t.Errorf("%d recomputes, want none", recomputed)
 	}
 	// Both are acknowledged reviews, so both are logged.
 	if log, err := s.ReviewLog(context.Background(), season, "alice", "q1"); err != nil || len(log) != 2 ||
@@ -52,22 +61,64 @@ func TestApplyReviewsIdempotent(t *testing.T) {
 	replay := review("r1", season, "alice", "q1", 9_000_000, 9)
 	apply(t, s, replay)
 
-	counts, err := s.ReviewIDs(ctx, season, []string{"r1", "r2", "r3"})
+	counts, err := s.ReviewIDs(ctx, season, keys(batch[0], batch[1], review("r3", season, "alice", "q1", 1, 1),
+		review("r2", season, "alice", "q1", 1, 1)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := map[string]int{"r1": 1, "r2": 1}; !reflect.DeepEqual(counts, want) {
+	if want := map[ReviewKey]int{{"alice", "q1", "r1"}: 1, {"alice", "q2", "r2"}: 1}; !reflect.DeepEqual(counts, want) {
 		t.Errorf("ReviewIDs = %v, want %v", counts, want)
 	}
 	if got := mustCard(t, s, season, "alice", "q1"); !reflect.DeepEqual(got, batch[0].Card()) {
 		t.Errorf("card moved by a replayed id: %+v", got)
 	}
-	got, ok, err := s.LoggedReview(ctx, season, "r1")
+	got, ok, err := s.LoggedReview(ctx, season, "alice", "q1", "r1")
 	if err != nil || !ok || !reflect.DeepEqual(got, batch[0]) {
 		t.Errorf("LoggedReview = %+v, %v, %v; want %+v", got, ok, err, batch[0])
 	}
-	if _, ok, err := s.LoggedReview(ctx, season, "r9"); ok || err != nil {
-		t.Errorf("LoggedReview(missing) = %v, %v", ok, err)
+	for _, k := range []ReviewKey{{"alice", "q1", "r9"}, {"alice", "q2", "r1"}, {"bob", "q1", "r1"}} {
+		if _, ok, err := s.LoggedReview(ctx, season, k.Player, k.Question, k.ID); ok || err != nil {
+			t.Errorf("LoggedReview(%v) = %v, %v; want not found", k, ok, err)
+		}
+	}
+}
+
+// TestApplyReviewsIDsScopedToCard: review ids are unique per card, not per
+// season. Bob reusing Alice's id, or Alice reusing it on another question,
+// is another review, logged and applied; the same id on the same card in a
+// later batch is ignored.
+func TestApplyReviewsIDsScopedToCard(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newStore(t)
+	newSeason(t, s, season)
+	alice := review("same", season, "alice", "q1", 1_000_000, 1)
+	bob := review("same", season, "bob", "q1", 2_000_000, 1)
+	other := review("same", season, "alice", "q2", 3_000_000, 1)
+	apply(t, s, alice)
+	apply(t, s, bob, other)
+	for _, r := range []srs.Review{alice, bob, other} {
+		if got, ok, err := s.LoggedReview(ctx, season, r.Player, r.QuestionID, r.ID); err != nil || !ok || !reflect.DeepEqual(got, r) {
+			t.Errorf("LoggedReview(%s/%s) = %+v, %v, %v; want %+v", r.Player, r.QuestionID, got, ok, err, r)
+		}
+		if c := mustCard(t, s, season, r.Player, r.QuestionID); !reflect.DeepEqual(c, r.Card()) {
+			t.Errorf("card %s/%s = %+v, want %+v", r.Player, r.QuestionID, c, r.Card())
+		}
+	}
+	// A later batch repeating Bob's id on Bob's card, with another state: ignored.
+	again := then(bob, review("same", season, "bob", "q1", 9_000_000, 2))
+	apply(t, s, again)
+	if c := mustCard(t, s, season, "bob", "q1"); !reflect.DeepEqual(c, bob.Card()) {
+		t.Errorf("bob's card moved by a repeated id: %+v", c)
+	}
+	counts, err := s.ReviewIDs(ctx, season, keys(alice, bob, other))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys(alice, bob, other) {
+		if counts[k] != 1 {
+			t.Errorf("%v logged %d times", k, counts[k])
+		}
 	}
 }
 
@@ -77,8 +128,8 @@ func TestApplyReviewsSameCardInOneBatch(t *testing.T) {
 	s := newStore(t)
 	newSeason(t, s, season)
 	r1 := review("r1", season, "bob", "q1", 1_000_000, 1)
-	r2 := review("r2", season, "bob", "q1", 2_000_000, 2)
-	r3 := review("r3", season, "bob", "q1", 3_000_000, 3)
+	r2 := then(r1, review("r2", season, "bob", "q1", 2_000_000, 2))
+	r3 := then(r2, review("r3", season, "bob", "q1", 3_000_000, 3))
 	r3.Subject = "physics" // the newest review's labels win too
 
 	apply(t, s, r2, r3, r1)
@@ -94,20 +145,21 @@ func TestApplyReviewsSameCardInOneBatch(t *testing.T) {
 	}
 }
 
-// TestUpsertAssignmentOrder is the regression test for MariaDB's left-to-right
-// evaluation of ON DUPLICATE KEY UPDATE: a newer review with the same reps
-// (or the same last_review with more reps) must move every column.
-func TestUpsertAssignmentOrder(t *testing.T) {
+// TestApplyReviewsContinuesRow: reviews that continue the card row (each
+// built on the row's state: Before.LastID is the row's last_id, and not
+// older) move every column to the newest, whether it is later or at the same
+// instant with more reps; one that does not continue it is not folded in.
+func TestApplyReviewsContinuesRow(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newStore(t)
 	newSeason(t, s, season)
 
 	base := review("r1", season, "carol", "q1", 1_000_000, 5)
-	sameReps := review("r2", season, "carol", "q1", 2_000_000, 5)
+	sameReps := then(base, review("r2", season, "carol", "q1", 2_000_000, 5))
 	sameReps.After.Due, sameReps.After.Stability, sameReps.Subject = 7_777_777, 42, "history"
-	moreReps := review("r3", season, "carol", "q1", 2_000_000, 6)
-	olderMoreReps := review("r4", season, "carol", "q1", 1_500_000, 99)
+	moreReps := then(sameReps, review("r3", season, "carol", "q1", 2_000_000, 6))
+	olderMoreReps := then(moreReps, review("r4", season, "carol", "q1", 1_500_000, 99))
 
 	apply(t, s, base)
 	s.DB().ExecContext(ctx, "UPDATE cards SET updated_at = '2001-01-01' WHERE player = 'carol'")
@@ -124,6 +176,8 @@ func TestUpsertAssignmentOrder(t *testing.T) {
 	if got := mustCard(t, s, season, "carol", "q1"); !reflect.DeepEqual(got, moreReps.Card()) {
 		t.Errorf("same last_review, more reps:\n got %+v\nwant %+v", got, moreReps.Card())
 	}
+	// Older than the row: not a continuation. The log (3 reviews) is shorter
+	// than the row's reps (6), so it is not replayed either: the row stays.
 	s.DB().ExecContext(ctx, "UPDATE cards SET updated_at = '2001-01-01' WHERE player = 'carol'")
 	apply(t, s, olderMoreReps)
 	if got := mustCard(t, s, season, "carol", "q1"); !reflect.DeepEqual(got, moreReps.Card()) {
@@ -132,19 +186,6 @@ func TestUpsertAssignmentOrder(t *testing.T) {
 	s.DB().QueryRowContext(ctx, "SELECT updated_at FROM cards WHERE player = 'carol'").Scan(&updated)
 	if updated.Year() != 2001 {
 		t.Errorf("updated_at moved by an older review: %v", updated)
-	}
-
-	// The hazard is real: assigning last_review first leaves due stale.
-	_, err := s.DB().ExecContext(ctx, `INSERT INTO cards (`+cardColumns+`)
-		VALUES (?, 'carol', 'q1', '', '', '', 2, 0, 1, 5, 123, 3000000, 6, 0)
-		ON DUPLICATE KEY UPDATE
-		last_review = IF(VALUES(last_review) > last_review OR (VALUES(last_review) = last_review AND VALUES(reps) > reps), VALUES(last_review), last_review),
-		due = IF(VALUES(last_review) > last_review OR (VALUES(last_review) = last_review AND VALUES(reps) > reps), VALUES(due), due)`, season)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := mustCard(t, s, season, "carol", "q1"); got.LastReview != 3_000_000 || got.Due == 123 {
-		t.Errorf("expected the wrong order to update last_review but not due; got %+v", got.Schedule)
 	}
 }
 
@@ -168,17 +209,19 @@ func TestApplyReviewsRejects(t *testing.T) {
 	nan := review("nan", season, "dave", "q3", 1_000_000, 1)
 	nan.After.Stability = math.NaN()
 	noID := review("", season, "dave", "q4", 1_000_000, 1)
+	badGrade := review("bg", season, "dave", "q5", 1_000_000, 1)
+	badGrade.Grade = 5
 
-	batch := []srs.Review{noPartition, ok1, unknown, invalid, badText, ok2, tooLong, nan, noID, noPartition}
+	batch := []srs.Review{noPartition, ok1, unknown, invalid, badText, ok2, tooLong, nan, noID, noPartition, badGrade}
 	rejected := apply(t, s, batch...)
-	if want := []int{0, 2, 3, 4, 6, 7, 8, 9}; !slices.Equal(rejected, want) {
+	if want := []int{0, 2, 3, 4, 6, 7, 8, 9, 10}; !slices.Equal(rejected, want) {
 		t.Errorf("rejected = %v, want %v", rejected, want)
 	}
-	counts, err := s.ReviewIDs(ctx, season, []string{"ok1", "ok2", "bt", "tl", "nan", ""})
+	counts, err := s.ReviewIDs(ctx, season, keys(ok1, ok2, badText, tooLong, nan, noID, badGrade))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := map[string]int{"ok1": 1, "ok2": 1}; !reflect.DeepEqual(counts, want) {
+	if want := map[ReviewKey]int{{"dave", "q1", "ok1"}: 1, {"dave", "q2", "ok2"}: 1}; !reflect.DeepEqual(counts, want) {
 		t.Errorf("logged = %v, want %v", counts, want)
 	}
 	if n, err := s.CountCards(ctx, season); err != nil || n != 2 {
@@ -202,10 +245,8 @@ func TestApplyReviewsConcurrentDrainers(t *testing.T) {
 	s := newStore(t)
 	newSeason(t, s, season)
 	var batch []srs.Review
-	var ids []string
 	for i := range 200 {
 		id := fmt.Sprintf("r%03d", i)
-		ids = append(ids, id)
 		batch = append(batch, review(id, season, fmt.Sprintf("p%d", i%7), fmt.Sprintf("q%d", i%13), int64(1_000_000+i), i+1))
 	}
 	var wg sync.WaitGroup
@@ -217,13 +258,13 @@ func TestApplyReviewsConcurrentDrainers(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	counts, err := s.ReviewIDs(ctx, season, ids)
+	counts, err := s.ReviewIDs(ctx, season, keys(batch...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range ids {
-		if counts[id] != 1 {
-			t.Errorf("%s logged %d times", id, counts[id])
+	for _, k := range keys(batch...) {
+		if counts[k] != 1 {
+			t.Errorf("%v logged %d times", k, counts[k])
 		}
 	}
 }
@@ -238,9 +279,13 @@ func BenchmarkApplyReviews(b *testing.B) {
 		batch := make([]srs.Review, batchSize)
 		for i := range batch {
 			n++
-			// 10,000 players × 50 questions: new cards at first, then updates.
+			// 10,000 players × 50 questions: new cards at first, then updates,
+			// each built on the card's last review (n - 500,000).
 			batch[i] = review(fmt.Sprintf("r%d", n), season, fmt.Sprintf("player%d", n%10_000),
-				fmt.Sprintf("q%d", n/10_000%50), int64(1_000_000+n), n/10_000+1)
+				fmt.Sprintf("q%d", n/10_000%50), int64(1_000_000+n), n/500_000+1)
+			if n > 500_000 {
+				batch[i].Before.LastID = srs.ReviewHash(fmt.Sprintf("r%d", n-500_000))
+			}
 		}
 		if _, err := s.ApplyReviews(ctx, batch); err != nil {
 			b.Fatal(err)
@@ -263,13 +308,14 @@ func TestReviewRoundTripExact(t *testing.T) {
 		r.After.Stability, r.After.Difficulty = f, -f
 		r.Before.Stability, r.Before.Difficulty = f/7, f*0.9
 		r.Before.Step, r.After.Step = math.MaxInt16, math.MinInt16
+		r.Before.LastID, r.Before.Recall, r.After.Recall = math.MaxUint64-uint64(i), f/3, f/5
 		r.After.Due, r.DurationMS, r.ElapsedDays = math.MaxInt64, math.MinInt64, math.MinInt32
 		r.Grade, r.Player, r.Subject, r.Sidecar = srs.Easy, "gïna 🙂", "mäth's \"quoted\" \\ `x`", strings.Repeat("é", maxText)
 		batch = append(batch, r)
 	}
 	apply(t, s, batch...)
 	for _, want := range batch {
-		got, ok, err := s.LoggedReview(ctx, season, want.ID)
+		got, ok, err := s.LoggedReview(ctx, season, want.Player, want.QuestionID, want.ID)
 		if err != nil || !ok {
 			t.Fatalf("LoggedReview(%s) = %v, %v", want.ID, ok, err)
 		}

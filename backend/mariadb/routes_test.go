@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/srsproxy/srsproxy/fsrs"
 	"github.com/srsproxy/srsproxy/partitions"
 	"github.com/srsproxy/srsproxy/srs"
 )
@@ -107,9 +108,20 @@ func TestApplyReviewsArchivedSeason(t *testing.T) {
 	}
 	markSeason(t, s, old, srs.ArchiveDone)
 
-	newer := review("late1", old, "alice", "q1", 3_000_000, 3)
-	older := review("late2", old, "alice", "q2", 1_500_000, 1) // older than the archived card
-	replay := review("r1", old, "alice", "q1", 9_000_000, 9)   // a replayed id: never applied again
+	newer := then(r1, review("late1", old, "alice", "q1", 3_000_000, 3))
+	// Older than the archived card: the card is recomputed from its archived
+	// log (r2 and late2) with the season's scheduler.
+	older := review("late2", old, "alice", "q2", 1_500_000, 1)
+	se, err := s.Season(ctx, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sched, err := fsrs.New(se.Scheduler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recomputed := replayed(sched, []srs.Review{r2, older})
+	replay := review("r1", old, "alice", "q1", 9_000_000, 9) // a replayed id: never applied again
 	fresh := review("late3", old, "carol", "q1", 3_000_000, 1)
 	live := review("c1", cur, "alice", "q1", 3_000_000, 1)
 	batch := []srs.Review{newer, older, replay, fresh, live}
@@ -120,8 +132,8 @@ func TestApplyReviewsArchivedSeason(t *testing.T) {
 		if c := mustArchivedCard(t, s, old, "alice", "q1"); !reflect.DeepEqual(c, newer.Card()) {
 			t.Errorf("alice/q1 = %+v, want the newer %+v", c, newer.Card())
 		}
-		if c := mustArchivedCard(t, s, old, "alice", "q2"); !reflect.DeepEqual(c, r2.Card()) {
-			t.Errorf("alice/q2 = %+v, want unchanged %+v", c, r2.Card())
+		if c := mustArchivedCard(t, s, old, "alice", "q2"); !reflect.DeepEqual(c, recomputed) {
+			t.Errorf("alice/q2 = %+v, want the replay %+v", c, recomputed)
 		}
 		if c := mustArchivedCard(t, s, old, "carol", "q1"); !reflect.DeepEqual(c, fresh.Card()) {
 			t.Errorf("carol/q1 = %+v", c)
@@ -178,7 +190,7 @@ func TestApplyReviewsRoutesAcrossSidecars(t *testing.T) {
 	if _, err := s2.ArchiveSeason(ctx, season); err != nil {
 		t.Fatal(err)
 	}
-	b := review("b", season, "alice", "q1", 2_000_000, 2)
+	b := then(review("a", season, "alice", "q1", 1_000_000, 1), review("b", season, "alice", "q1", 2_000_000, 2))
 	if rejected := apply(t, s1, b); rejected != nil {
 		t.Fatalf("rejected = %v", rejected)
 	}
@@ -226,9 +238,10 @@ func waitProcess(tb testing.TB, s *Store, like, state string) {
 
 // TestApplyReviewsPartitionVanishesMidBatch stages the race exactly: the
 // batch resolves its season as live, the move of the cards partition waits
-// for a reader's metadata lock, the batch's card INSERT queues behind the
-// move, the reader ends, the move runs, and the INSERT fails with 1526. The
-// batch must be rerouted to the archive, not rejected.
+// for a reader's metadata lock, the batch's lock of its card rows queues
+// behind the move, the reader ends, the move runs, the lock finds no row and
+// the card INSERT fails with 1526. The batch must be rerouted to the
+// archive, not rejected.
 func TestApplyReviewsPartitionVanishesMidBatch(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -266,7 +279,7 @@ func TestApplyReviewsPartitionVanishesMidBatch(t *testing.T) {
 		}
 		applied <- err
 	}()
-	waitProcess(t, s, "INSERT INTO `cards`%", "Waiting for table metadata lock")
+	waitProcess(t, s, "SELECT %FROM `cards`%FOR UPDATE", "Waiting for table metadata lock")
 	if err := reader.Commit(); err != nil {
 		t.Fatal(err)
 	}
@@ -309,6 +322,7 @@ func TestApplyReviewsConcurrentArchive(t *testing.T) {
 	const drainers, batchSize, minBatches = 4, 50, 5
 	var (
 		clock    atomic.Int64 // unique review times, so "newest" is unambiguous
+		lasts    = make([]map[cardKey]srs.Review, drainers)
 		mu       sync.Mutex
 		reviews  []srs.Review
 		wg       sync.WaitGroup
@@ -320,6 +334,7 @@ func TestApplyReviewsConcurrentArchive(t *testing.T) {
 	warm.Add(drainers)
 	after.Add(drainers)
 	for d := range drainers {
+		lasts[d] = map[cardKey]srs.Review{}
 		wg.Go(func() {
 			post := 0 // batches finished after the archive
 			for b := 0; ; b++ {
@@ -335,8 +350,17 @@ func TestApplyReviewsConcurrentArchive(t *testing.T) {
 						season = cur
 					}
 					at := 10_000_000 + clock.Add(1)
-					batch[i] = review(fmt.Sprintf("d%d-b%d-%d", d, b, i), season,
-						fmt.Sprintf("p%d", (b*batchSize+i)%20), fmt.Sprintf("q%d", i%7), at, int(at%1000)+1)
+					// Each drainer has cards of its own (a card's reviews
+					// come from one queue, in order, each built on the one
+					// before); the merging of queues is TestReplay….
+					r := review(fmt.Sprintf("d%d-b%d-%d", d, b, i), season,
+						fmt.Sprintf("d%d-p%d", d, (b*batchSize+i)%20), fmt.Sprintf("q%d", i%7), at, int(at%1000)+1)
+					k := cardKeyOf(r)
+					if prev, ok := lasts[d][k]; ok {
+						r = then(prev, r)
+					}
+					lasts[d][k] = r
+					batch[i] = r
 				}
 				rejected, err := s.ApplyReviews(ctx, batch)
 				if err != nil || rejected != nil {
@@ -379,7 +403,7 @@ func TestApplyReviewsConcurrentArchive(t *testing.T) {
 
 	// Every review is logged exactly once where its season's log lives now.
 	logOld := archivedLog(t, s, old)
-	var curIDs []string
+	var curIDs []srs.Review
 	newest := map[cardKey]srs.Review{}
 	for _, r := range reviews {
 		k := cardKey{r.Season, r.Player, r.QuestionID}
@@ -387,18 +411,18 @@ func TestApplyReviewsConcurrentArchive(t *testing.T) {
 			newest[k] = r
 		}
 		if r.Season == cur {
-			curIDs = append(curIDs, r.ID)
+			curIDs = append(curIDs, r)
 		} else if logOld[r.ID] != 1 {
 			t.Errorf("%s logged %d times in the archive", r.ID, logOld[r.ID])
 		}
 	}
-	counts, err := s.ReviewIDs(ctx, cur, curIDs)
+	counts, err := s.ReviewIDs(ctx, cur, keys(curIDs...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range curIDs {
-		if counts[id] != 1 {
-			t.Errorf("%s logged %d times", id, counts[id])
+	for _, k := range keys(curIDs...) {
+		if counts[k] != 1 {
+			t.Errorf("%v logged %d times", k, counts[k])
 		}
 	}
 	for k, r := range newest {

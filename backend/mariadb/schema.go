@@ -22,10 +22,17 @@ const tableOptions = `ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_nopa
 
 const partitioning = `PARTITION BY LIST COLUMNS(season) (PARTITION p_placeholder VALUES IN (''))`
 
+// migration is one schema version: its statements, then its function (nil
+// for none), which runs the DDL that depends on what is there.
+type migration struct {
+	stmts []string
+	fn    func(ctx context.Context, conn *sql.Conn, schema string) error
+}
+
 // migrations are applied in order; migrations[i] brings the schema to version i+1.
 // Statements are idempotent so a half-applied migration can run again.
-var migrations = [][]string{
-	{
+var migrations = []migration{
+	{stmts: []string{
 		`CREATE TABLE IF NOT EXISTS seasons (
 			name              VARCHAR(48) NOT NULL,
 			start_date        DATE NULL,
@@ -93,8 +100,8 @@ var migrations = [][]string{
 			PRIMARY KEY (season, review_id),
 			KEY card_idx (season, player, question_id, reviewed_at)
 		) ` + tableOptions + ` ` + partitioning,
-	},
-	{
+	}},
+	{stmts: []string{
 		// Version 2: the archive lifecycle of a season, and background jobs.
 		`ALTER TABLE seasons
 			ADD COLUMN IF NOT EXISTS archive_state  VARCHAR(16) NOT NULL DEFAULT '' AFTER archived_at,
@@ -121,7 +128,10 @@ var migrations = [][]string{
 			PRIMARY KEY (id),
 			KEY state_idx (state, started_at)
 		) ` + tableOptions,
-	},
+	}},
+	// Version 3 (core v2): the card record's last_id and recall, on cards and
+	// on both schedules of review_log, and review ids unique per card.
+	{fn: migrate3},
 }
 
 // migrate brings the schema to the latest version. A named lock serialises
@@ -153,8 +163,13 @@ func migrate(ctx context.Context, db *sql.DB, schema string) error {
 		return err
 	}
 	for v := version; v < len(migrations); v++ {
-		for _, stmt := range migrations[v] {
+		for _, stmt := range migrations[v].stmts {
 			if _, err := conn.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("version %d: %w", v+1, err)
+			}
+		}
+		if fn := migrations[v].fn; fn != nil {
+			if err := fn(ctx, conn, schema); err != nil {
 				return fmt.Errorf("version %d: %w", v+1, err)
 			}
 		}

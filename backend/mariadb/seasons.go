@@ -108,6 +108,7 @@ func instant(t time.Time) any {
 // the server's UTC time when zero). The partitions are ensured before the row
 // is inserted, so a failure leaves no season row without partitions and the
 // call can simply be repeated.
+// It runs under the write timeout.
 // It returns srs.ErrInvalidSeasonName (before any SQL), srs.ErrSeasonExists,
 // an error for an unknown archive state, or the database error.
 func (s *Store) CreateSeason(ctx context.Context, season srs.Season) (srs.Season, error) {
@@ -117,8 +118,11 @@ func (s *Store) CreateSeason(ctx context.Context, season srs.Season) (srs.Season
 	if err := checkArchiveState(season.Archive); err != nil {
 		return srs.Season{}, fmt.Errorf("create season %s: %w", season.Name, err)
 	}
+	ctx, cancel := s.bound(ctx, writeCall)
+	defer cancel()
 	for _, table := range partitionedTables {
-		if _, err := partitions.Ensure(ctx, s.db, s.schema, table, season.Name); err != nil {
+		// DDL waits for metadata locks: the pool without socket timeouts.
+		if _, err := partitions.Ensure(ctx, s.slow, s.schema, table, season.Name); err != nil {
 			return srs.Season{}, fmt.Errorf("create season %s: %w", season.Name, err)
 		}
 	}
@@ -166,11 +170,14 @@ func scanSeason(row interface{ Scan(...any) error }) (srs.Season, error) {
 
 // Season returns the named season. Dates and times come back in UTC.
 // It returns srs.ErrInvalidSeasonName (before any SQL), srs.ErrUnknownSeason,
-// or the database error.
+// or the database error (context.DeadlineExceeded in its chain after the
+// read timeout).
 func (s *Store) Season(ctx context.Context, name string) (srs.Season, error) {
 	if !srs.ValidSeasonName(name) {
 		return srs.Season{}, fmt.Errorf("%w: %q", srs.ErrInvalidSeasonName, name)
 	}
+	ctx, cancel := s.bound(ctx, readCall)
+	defer cancel()
 	se, err := scanSeason(s.db.QueryRowContext(ctx,
 		"SELECT "+seasonColumns+" FROM seasons WHERE name = ?", name))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -182,8 +189,11 @@ func (s *Store) Season(ctx context.Context, name string) (srs.Season, error) {
 	return se, nil
 }
 
-// Seasons returns every season ordered by name. It returns the database error.
+// Seasons returns every season ordered by name. It returns the database
+// error (context.DeadlineExceeded in its chain after the read timeout).
 func (s *Store) Seasons(ctx context.Context) ([]srs.Season, error) {
+	ctx, cancel := s.bound(ctx, readCall)
+	defer cancel()
 	rows, err := s.db.QueryContext(ctx, "SELECT "+seasonColumns+" FROM seasons ORDER BY name")
 	if err != nil {
 		return nil, fmt.Errorf("seasons: %w", err)
@@ -206,6 +216,7 @@ func (s *Store) Seasons(ctx context.Context) ([]srs.Season, error) {
 // UpdateSeason writes every mutable field of season: dates, flags
 // (including partition_created and purge_eligible), archived_at, the archive
 // state and the scheduler config. The name and created_at never change.
+// It runs under the write timeout.
 // It returns srs.ErrInvalidSeasonName (before any SQL), srs.ErrUnknownSeason,
 // an error for an unknown archive state, or the database error.
 func (s *Store) UpdateSeason(ctx context.Context, season srs.Season) error {
@@ -219,6 +230,8 @@ func (s *Store) UpdateSeason(ctx context.Context, season srs.Season) error {
 	if err != nil {
 		return fmt.Errorf("update season %s: %w", season.Name, err)
 	}
+	ctx, cancel := s.bound(ctx, writeCall)
+	defer cancel()
 	res, err := s.db.ExecContext(ctx, `UPDATE seasons SET start_date = ?, end_date = ?,
 		is_active = ?, partition_created = ?, enable_cache = ?, auto_archive = ?,
 		archived_at = ?, archive_state = ?, purge_eligible = ?, scheduler = ? WHERE name = ?`,
@@ -244,10 +257,13 @@ func (s *Store) UpdateSeason(ctx context.Context, season srs.Season) error {
 }
 
 // CountCards returns the number of cards of a season (an exact count over the
-// season's partition, so it scans it). It returns the database error.
+// season's partition, so it scans it, under the long timeout). It returns
+// the database error.
 func (s *Store) CountCards(ctx context.Context, season string) (int64, error) {
+	ctx, cancel := s.bound(ctx, longCall)
+	defer cancel()
 	var n int64
-	if err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM cards WHERE season = ?", season).Scan(&n); err != nil {
+	if err := s.slow.QueryRowContext(ctx, "SELECT COUNT(*) FROM cards WHERE season = ?", season).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count cards of %s: %w", season, err)
 	}
 	return n, nil

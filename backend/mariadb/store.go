@@ -6,6 +6,7 @@
 package mariadb
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -17,6 +18,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/srsproxy/srsproxy/partitions"
+	"github.com/srsproxy/srsproxy/srs"
 )
 
 // MariaDB error numbers the store reacts to.
@@ -29,14 +31,105 @@ const (
 )
 
 // Store is the MariaDB store. It is safe for concurrent use.
+//
+// Every method that runs SQL has a deadline: the caller's, or the store's
+// per-call timeout of its kind (see Timeouts) when that is earlier or the
+// caller set none. So a server that stalls makes calls fail within their
+// timeout instead of hanging.
 type Store struct {
-	db     *sql.DB
+	db     *sql.DB // the pool for ordinary statements, with the DSN's socket timeouts
+	slow   *sql.DB // DDL, migrations, archive moves and counts: no socket read/write timeout unless the DSN sets one
 	schema string
 	log    *slog.Logger
 
-	mu     sync.Mutex
-	now    func() time.Time
-	routes map[string]route // where reviews of archiving/archived seasons go; see ApplyReviews
+	mu          sync.Mutex
+	now         func() time.Time
+	timeouts    Timeouts
+	onRecompute func(srs.Card)
+	routes      map[string]route // where reviews of archiving/archived seasons go; see ApplyReviews
+}
+
+// Timeouts are the per-call deadlines a Store gives its calls when the
+// caller's context has none earlier. A zero field takes its default.
+type Timeouts struct {
+	// Read bounds one read (Card, UserCards, DueCards, CountDue, CardsPage, a
+	// page of CardsWithReviews, LoggedReview, ReviewLog, ReviewIDs, Season,
+	// Seasons, ArchivedCard, Job, Jobs, Lock.Held). Default 5s.
+	Read time.Duration
+	// Write bounds one write: a whole ApplyReviews call (retries included),
+	// CreateSeason, UpdateSeason, CreateJob, UpdateJob, TryLock. Default 30s.
+	Write time.Duration
+	// Long bounds the statements whose cost grows with the data or that wait
+	// for metadata locks: ArchiveSeason, ArchiveInfo, PurgeArchive, CountCards
+	// and the migration Open runs. Default 10m.
+	Long time.Duration
+}
+
+// Default per-call timeouts, and the socket timeouts Open puts in a DSN that
+// sets none.
+const (
+	DefaultReadTimeout  = 5 * time.Second
+	DefaultWriteTimeout = 30 * time.Second
+	DefaultLongTimeout  = 10 * time.Minute
+
+	DefaultDialTimeout        = 2 * time.Second  // DSN timeout
+	DefaultSocketReadTimeout  = 10 * time.Second // DSN readTimeout
+	DefaultSocketWriteTimeout = 10 * time.Second // DSN writeTimeout
+)
+
+func (t Timeouts) withDefaults() Timeouts {
+	return Timeouts{
+		Read:  cmp.Or(t.Read, DefaultReadTimeout),
+		Write: cmp.Or(t.Write, DefaultWriteTimeout),
+		Long:  cmp.Or(t.Long, DefaultLongTimeout),
+	}
+}
+
+// SetTimeouts replaces the per-call timeouts; zero fields take their
+// defaults. It may be called at any time and applies to calls that start
+// afterwards.
+func (s *Store) SetTimeouts(t Timeouts) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.timeouts = t.withDefaults()
+}
+
+// SetOnRecompute sets the function ApplyReviews calls, after its transaction
+// committed, with every card it recomputed by replaying the card's review
+// log (the drained reviews did not continue the card row; see ApplyReviews).
+// Such a card may differ from what a cache holds, so the caller invalidates
+// it there. fn runs on ApplyReviews' goroutine, once per card, and must not
+// block for long; nil (the default) calls nothing.
+func (s *Store) SetOnRecompute(fn func(srs.Card)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onRecompute = fn
+}
+
+// callKind selects the per-call timeout of a method.
+type callKind int
+
+const (
+	readCall callKind = iota
+	writeCall
+	longCall
+)
+
+// bound derives the context of one call: ctx with the store's timeout of
+// kind, unless ctx already ends earlier. The caller must call cancel.
+func (s *Store) bound(ctx context.Context, kind callKind) (context.Context, context.CancelFunc) {
+	s.mu.Lock()
+	t := s.timeouts
+	s.mu.Unlock()
+	t = t.withDefaults() // a zero Store (tests that never reach SQL)
+	d := t.Read
+	switch kind {
+	case writeCall:
+		d = t.Write
+	case longCall:
+		d = t.Long
+	}
+	return context.WithTimeout(ctx, d)
 }
 
 // Open connects to the MariaDB server of dsn (go-sql-driver format, e.g.
@@ -44,42 +137,89 @@ type Store struct {
 // migrates the schema idempotently. parseTime and interpolateParams are
 // switched on, and DATE/DATETIME values are read and written in UTC whatever
 // loc the DSN names.
+//
+// Socket timeouts the DSN leaves unset get defaults, so that no call waits
+// forever on a server that stalls: timeout=2s (dialing; the handshake is
+// bounded by ctx), readTimeout=10s and writeTimeout=10s. The statements that may
+// rightly run longer than that (DDL, the migration, archive moves and exact
+// counts) go through a second small pool that keeps the DSN's own read and
+// write timeouts (none when unset) and relies on its per-call deadline
+// (Timeouts.Long). The migration runs under ctx and at most
+// DefaultLongTimeout.
+//
 // It returns an error when the DSN is malformed, names no database or a
 // database name outside partitions.ValidIdent, or when the server refuses.
 // A nil logger discards.
 func Open(ctx context.Context, dsn string, logger *slog.Logger) (*Store, error) {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	cfg, err := mysql.ParseDSN(dsn)
+	cfg, slowCfg, err := parseDSN(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("mariadb: %w", err)
 	}
 	schema := cfg.DBName
-	if !partitions.ValidIdent(schema) {
-		return nil, fmt.Errorf("mariadb: database name %q in the DSN: %w", schema, partitions.ErrInvalidIdent)
+	ctx, cancel := context.WithTimeout(ctx, DefaultLongTimeout)
+	defer cancel()
+	if err := createDatabase(ctx, *slowCfg); err != nil {
+		return nil, fmt.Errorf("mariadb: create database %s: %w", schema, err)
+	}
+	s, err := openPools(cfg, slowCfg, logger, 32)
+	if err != nil {
+		return nil, fmt.Errorf("mariadb: %w", err)
+	}
+	if err := migrate(ctx, s.slow, schema); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("mariadb: migrate %s: %w", schema, err)
+	}
+	return s, nil
+}
+
+// parseDSN parses dsn, checks its database name and returns the
+// configuration of the main pool (with the default socket timeouts) and of
+// the pool for long statements (with the DSN's own read and write timeouts).
+func parseDSN(dsn string) (cfg, slow *mysql.Config, err error) {
+	cfg, err = mysql.ParseDSN(dsn)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !partitions.ValidIdent(cfg.DBName) {
+		return nil, nil, fmt.Errorf("database name %q in the DSN: %w", cfg.DBName, partitions.ErrInvalidIdent)
 	}
 	cfg.ParseTime = true
 	cfg.InterpolateParams = true // one round trip per statement instead of prepare+execute+close
 	cfg.Loc = time.UTC
+	cfg.Timeout = cmp.Or(cfg.Timeout, DefaultDialTimeout)
+	slow = cfg.Clone()
+	cfg.ReadTimeout = cmp.Or(cfg.ReadTimeout, DefaultSocketReadTimeout)
+	cfg.WriteTimeout = cmp.Or(cfg.WriteTimeout, DefaultSocketWriteTimeout)
+	return cfg, slow, nil
+}
 
-	if err := createDatabase(ctx, *cfg); err != nil {
-		return nil, fmt.Errorf("mariadb: create database %s: %w", schema, err)
+// openPools builds a Store on the two pools; it does not connect.
+func openPools(cfg, slowCfg *mysql.Config, logger *slog.Logger, maxConns int) (*Store, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
 	}
 	conn, err := mysql.NewConnector(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("mariadb: %w", err)
+		return nil, err
+	}
+	slowConn, err := mysql.NewConnector(slowCfg)
+	if err != nil {
+		return nil, err
 	}
 	db := sql.OpenDB(conn)
-	db.SetMaxOpenConns(32)
-	db.SetMaxIdleConns(32)
+	db.SetMaxOpenConns(maxConns)
+	db.SetMaxIdleConns(maxConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	db.SetConnMaxLifetime(time.Hour)
-	if err := migrate(ctx, db, schema); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("mariadb: migrate %s: %w", schema, err)
-	}
-	return &Store{db: db, schema: schema, log: logger, now: time.Now, routes: map[string]route{}}, nil
+	slow := sql.OpenDB(slowConn)
+	slow.SetMaxOpenConns(4)
+	slow.SetMaxIdleConns(1)
+	slow.SetConnMaxIdleTime(time.Minute)
+	slow.SetConnMaxLifetime(time.Hour)
+	return &Store{
+		db: db, slow: slow, schema: cfg.DBName, log: logger, now: time.Now,
+		timeouts: Timeouts{}.withDefaults(), routes: map[string]route{},
+	}, nil
 }
 
 // createDatabase runs CREATE DATABASE IF NOT EXISTS on a connection that
@@ -99,7 +239,9 @@ func createDatabase(ctx context.Context, cfg mysql.Config) error {
 }
 
 // DB returns the connection pool, for jobs that run their own SQL (archive,
-// GET_LOCK). The Store keeps ownership: do not close it.
+// GET_LOCK). Its connections have the socket timeouts of Open (readTimeout
+// 10s unless the DSN sets it), so a statement that may run longer belongs in
+// a Store method. The Store keeps ownership: do not close it.
 func (s *Store) DB() *sql.DB { return s.db }
 
 // Schema returns the database name the store works in.
@@ -122,11 +264,18 @@ func (s *Store) clock() time.Time {
 	return now().UTC().Truncate(time.Millisecond)
 }
 
-// Close closes the connection pool. It returns the pool's close error.
-func (s *Store) Close() error { return s.db.Close() }
+// Close closes the connection pools. It returns the first close error.
+func (s *Store) Close() error {
+	return errors.Join(s.db.Close(), s.slow.Close())
+}
 
-// Ping checks that the server answers; it returns the connection error.
-func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+// Ping checks that the server answers within the read timeout; it returns
+// the connection error.
+func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := s.bound(ctx, readCall)
+	defer cancel()
+	return s.db.PingContext(ctx)
+}
 
 // errNumber returns the MariaDB error number in err's chain, or 0.
 func errNumber(err error) uint16 {

@@ -289,7 +289,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 	if _, err := conn.ExecContext(ctx, "USE "+schema); err != nil {
 		t.Fatal(err)
 	}
-	for _, stmt := range append(migrations[0],
+	for _, stmt := range append(migrations[0].stmts,
 		"CREATE TABLE schema_version (version INT NOT NULL PRIMARY KEY, applied_at DATETIME(3) NOT NULL DEFAULT UTC_TIMESTAMP(3))",
 		"INSERT INTO schema_version (version) VALUES (1)",
 		`INSERT INTO seasons (name, is_active, partition_created, created_at, scheduler)
