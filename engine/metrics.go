@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"context"
+
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 )
@@ -44,4 +46,28 @@ func newEngineMetrics(m metric.Meter) (engineMetrics, error) {
 	em.discrepancies, err = m.Int64Counter("srsproxy_reconcile_discrepancies",
 		metric.WithDescription("cached cards found older than or different from MariaDB (corrected from it)"))
 	return em, err
+}
+
+// healthMetrics registers srsproxy_degraded{dependency}: 1 while the
+// sidecar serves without that dependency (redis: Safe Mode; mariadb: its
+// health probe fails), else 0. Alert on it; /readyz stays ready meanwhile.
+func (e *Engine) healthMetrics(m metric.Meter) error {
+	redis := metric.WithAttributeSet(attribute.NewSet(attribute.String("dependency", "redis")))
+	mariadb := metric.WithAttributeSet(attribute.NewSet(attribute.String("dependency", "mariadb")))
+	_, err := m.Int64ObservableGauge("srsproxy_degraded",
+		metric.WithDescription("1 while the sidecar serves without a dependency (redis: Safe Mode; mariadb: health probe failing), else 0"),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			d := e.Degraded()
+			o.Observe(b2i(d.Redis), redis)
+			o.Observe(b2i(d.MariaDB), mariadb)
+			return nil
+		}))
+	return err
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/srsproxy/srsproxy/fsrs"
@@ -139,40 +140,200 @@ func (e *Engine) SeasonInfo(ctx context.Context, name string) (SeasonInfo, error
 // Seasons lists every season.
 func (e *Engine) Seasons(ctx context.Context) ([]srs.Season, error) { return e.store.Seasons(ctx) }
 
-// seasonFor returns a season's settings and scheduler, cached for SeasonTTL so
-// a change made through another sidecar is seen within that time.
+// SeasonReadTimeout bounds one read of a season's settings from the store,
+// in the background refresh as on the first sight of a season.
+const SeasonReadTimeout = 2 * time.Second
+
+// seasonKey is a season's key in e.loads (user-season keys hold a NUL
+// between season and player, and season names hold no NUL).
+func seasonKey(name string) string { return "season\x00" + name }
+
+// seasonFor returns a season's settings and scheduler. A season seen before
+// is answered from memory at once, however old its settings: when they are
+// older than SeasonTTL a refresh starts in the background (one at a time
+// per season, bounded by SeasonReadTimeout), so a change made through
+// another sidecar is seen within about SeasonTTL while MariaDB answers, and
+// no request waits on MariaDB for a season it has seen — a hung MariaDB
+// only makes the settings stale. The first sight of a season reads the
+// store, shared by concurrent callers and bounded by SeasonReadTimeout (or
+// ctx); it fails with srs.ErrUnknownSeason, or wraps
+// srs.ErrStoreUnavailable when MariaDB does not answer.
 func (e *Engine) seasonFor(ctx context.Context, name string) (srs.Season, *fsrs.Scheduler, error) {
+	now := e.cfg.Now()
 	e.mu.Lock()
 	ent, ok := e.season[name]
+	token := ent.sched // nil, a cached entry's, or a tombstone's: what a read may replace
+	ok = ok && !ent.tombstone()
+	refresh := ok && now.Sub(ent.fetched) >= e.cfg.SeasonTTL
+	if refresh {
+		// A lease: later callers see the entry fresh until this refresh has
+		// had its whole deadline, so refreshes of a season never overlap
+		// and a failing MariaDB is asked once per SeasonTTL, not per request.
+		leased := ent
+		leased.fetched = now.Add(max(0, SeasonReadTimeout-e.cfg.SeasonTTL))
+		e.season[name] = leased
+	}
 	e.mu.Unlock()
-	if ok && e.cfg.Now().Sub(ent.fetched) < e.cfg.SeasonTTL {
+	if ok {
+		if refresh {
+			e.refreshSeason(name, ent.sched)
+		}
 		return ent.season, ent.sched, nil
 	}
-	s, err := e.store.Season(ctx, name)
-	if err != nil {
-		if ok && !errors.Is(err, srs.ErrUnknownSeason) {
-			// MariaDB is unreachable: keep serving with the settings we have.
-			e.log.Warn("season refresh failed; using cached settings", "season", name, "err", err)
+	if down, err := e.storeDown(); down {
+		if ent, ok := e.snapshotSeason(ctx, name, token); ok {
 			return ent.season, ent.sched, nil
 		}
-		return srs.Season{}, nil, err
+		return srs.Season{}, nil, fmt.Errorf("%w: season %s settings: %v", srs.ErrStoreUnavailable, name, err)
 	}
-	sched, err := fsrs.New(s.Scheduler)
-	if err != nil {
-		return srs.Season{}, nil, fmt.Errorf("season %s scheduler: %w", name, err)
+	ch := e.loads.DoChan(seasonKey(name), func() (any, error) { return e.fetchSeason(name, token) })
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return srs.Season{}, nil, r.Err
+		}
+		ent := r.Val.(seasonEntry)
+		return ent.season, ent.sched, nil
+	case <-ctx.Done():
+		return srs.Season{}, nil, ctx.Err()
 	}
-	e.mu.Lock()
-	e.season[name] = seasonEntry{season: s, sched: sched, fetched: e.cfg.Now()}
-	e.mu.Unlock()
-	return s, sched, nil
 }
 
-// forgetSeason drops the cached settings after a local change.
+// refreshSeason reads a season's settings again in the background. token
+// is the scheduler of the entry being refreshed: the result replaces only
+// that entry, never the tombstone of a local change (forgetSeason) or the
+// result of a newer read.
+func (e *Engine) refreshSeason(name string, token *fsrs.Scheduler) {
+	e.jobs.Add(1)
+	go func() {
+		defer e.jobs.Done()
+		r := <-e.loads.DoChan(seasonKey(name), func() (any, error) { return e.fetchSeason(name, token) })
+		if r.Err != nil {
+			e.rateLog().Warn(e.log, "season settings refresh failed; serving the cached settings", "season", name, "err", r.Err)
+		}
+	}()
+}
+
+// fetchSeason reads a season from the store with SeasonReadTimeout, under
+// a context that ends when the engine stops (never a request's: callers
+// that give up do not cancel it for the others). It caches the result only
+// if the season's entry is still the one the read started from (token: its
+// scheduler, nil for none), so a read that began before a local change
+// never caches what it read; a season the store no longer knows is
+// forgotten. A panic is returned as an error.
+func (e *Engine) fetchSeason(name string, token *fsrs.Scheduler) (v any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("season %s read panicked: %v", name, r)
+			e.log.Error("season read panicked; recovered", "season", name, "panic", fmt.Sprint(r))
+		}
+	}()
+	ctx, cancel := e.untilStop(context.Background())
+	defer cancel()
+	ctx, cancelRead := context.WithTimeout(ctx, SeasonReadTimeout)
+	defer cancelRead()
+	s, err := e.store.Season(ctx, name)
+	if errors.Is(err, srs.ErrUnknownSeason) {
+		e.mu.Lock()
+		if cur := e.season[name]; cur.sched == token {
+			delete(e.season, name)
+		}
+		e.mu.Unlock()
+		return nil, err
+	}
+	if err != nil {
+		if p := e.safe.store.Load(); p != nil {
+			p.Kick() // let the health probe confirm it
+		}
+		e.mu.Lock()
+		_, known := e.season[name]
+		e.mu.Unlock()
+		if !known {
+			if ent, ok := e.snapshotSeason(ctx, name, token); ok {
+				return ent, nil
+			}
+		}
+		return nil, fmt.Errorf("%w: season %s settings: %v", srs.ErrStoreUnavailable, name, err)
+	}
+	ent, err := e.cacheSeason(name, token, s)
+	if err != nil {
+		return nil, err
+	}
+	if !sameSettings(e.seasonSnapshotOf(name), s) {
+		// Best effort: the snapshot only serves starts during an outage.
+		if err := e.safe.call(func() error { return e.cache.PutSeasonSnapshot(ctx, s) }); err != nil {
+			e.rateLog().Warn(e.log, "store the season settings snapshot in the cache", "season", name, "err", err)
+		} else {
+			e.mu.Lock()
+			e.snapshots[name] = s
+			e.mu.Unlock()
+		}
+	}
+	return ent, nil
+}
+
+// cacheSeason builds a season's entry and caches it if the season's entry
+// is still the one the read started from (token).
+func (e *Engine) cacheSeason(name string, token *fsrs.Scheduler, s srs.Season) (seasonEntry, error) {
+	sched, err := fsrs.New(s.Scheduler)
+	if err != nil {
+		return seasonEntry{}, fmt.Errorf("season %s scheduler: %w", name, err)
+	}
+	ent := seasonEntry{season: s, sched: sched, fetched: e.cfg.Now()}
+	e.mu.Lock()
+	if cur := e.season[name]; cur.sched == token {
+		e.season[name] = ent
+	}
+	e.mu.Unlock()
+	return ent, nil
+}
+
+// snapshotSeason serves a season this sidecar has not read yet from the
+// cache's snapshot while MariaDB cannot answer (a start during an outage).
+// The entry is cached like a read one, so the store is asked again after
+// SeasonTTL.
+func (e *Engine) snapshotSeason(ctx context.Context, name string, token *fsrs.Scheduler) (seasonEntry, bool) {
+	var s srs.Season
+	var ok bool
+	if err := e.safe.call(func() (err error) {
+		s, ok, err = e.cache.SeasonSnapshot(ctx, name)
+		return err
+	}); err != nil || !ok {
+		return seasonEntry{}, false
+	}
+	ent, err := e.cacheSeason(name, token, s)
+	if err != nil {
+		return seasonEntry{}, false
+	}
+	e.rateLog().Warn(e.log, "MariaDB unavailable: serving season settings from the cache's snapshot", "season", name)
+	return ent, true
+}
+
+// seasonSnapshotOf is the snapshot this sidecar last stored for a season.
+func (e *Engine) seasonSnapshotOf(name string) srs.Season {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.snapshots[name]
+}
+
+// sameSettings reports whether two reads of a season are equal.
+func sameSettings(a, b srs.Season) bool {
+	return reflect.DeepEqual(a, b)
+}
+
+// forgetSeason drops the cached settings after a local change. It leaves a
+// tombstone (an entry with no season, whose scheduler is a fresh token), so
+// a read in flight, which started from an older entry, does not cache what
+// it read; and later callers do not join that read.
 func (e *Engine) forgetSeason(name string) {
 	e.mu.Lock()
-	delete(e.season, name)
+	e.season[name] = seasonEntry{sched: new(fsrs.Scheduler)}
 	e.mu.Unlock()
+	e.loads.Forget(seasonKey(name))
 }
+
+// tombstone reports whether the entry only marks forgotten settings.
+func (ent seasonEntry) tombstone() bool { return ent.season.Name == "" }
 
 // servingSeason returns a season that accepts reviews and due reads.
 func (e *Engine) servingSeason(ctx context.Context, name string) (srs.Season, *fsrs.Scheduler, error) {

@@ -12,6 +12,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/srsproxy/srsproxy/internal/logx"
+	"github.com/srsproxy/srsproxy/internal/startstop"
 )
 
 // Defaults of AlerterConfig.
@@ -123,6 +126,7 @@ type Alerter struct {
 	cfg   AlerterConfig
 	queue chan payload
 	qmu   sync.Mutex // serializes the drop-oldest dance of Alert
+	logs  *logx.Limiter
 
 	mu       sync.Mutex
 	started  bool
@@ -137,12 +141,13 @@ type Alerter struct {
 // defaults.
 func NewAlerter(cfg AlerterConfig) *Alerter {
 	cfg = cfg.withDefaults()
-	return &Alerter{cfg: cfg, queue: make(chan payload, cfg.QueueSize)}
+	return &Alerter{cfg: cfg, queue: make(chan payload, cfg.QueueSize), logs: logx.New(10*time.Second, cfg.Now)}
 }
 
 // Alert logs the alert and queues it for the webhook, returning at once
 // whatever the endpoint does. When the queue is full the oldest waiting
-// alert is dropped with a WARN log. Alerts queued before Start wait for it;
+// alert is dropped with a WARN log (rate-limited: one line per 10 s, with a
+// count of the others). Alerts queued before Start wait for it;
 // alerts queued after Stop are only logged.
 func (a *Alerter) Alert(event, text string) {
 	a.cfg.Logger.Warn("alert", "event", event, "text", text)
@@ -160,7 +165,7 @@ func (a *Alerter) Alert(event, text string) {
 		}
 		select {
 		case old := <-a.queue:
-			a.cfg.Logger.Warn("alert dropped: webhook queue full", "event", old.Event, "text", old.Text)
+			a.logs.Warn(a.cfg.Logger, "alert dropped: webhook queue full", "event", old.Event, "text", old.Text)
 		default:
 		}
 	}
@@ -208,7 +213,10 @@ func (a *Alerter) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 		case p := <-a.queue:
-			if !a.deliver(ctx, p) {
+			delivered := true
+			// A panic (a broken Client) drops this alert, not the sender.
+			startstop.Safely("alert delivery", a.cfg.Logger, func() { delivered = a.deliver(ctx, p) })
+			if !delivered {
 				left = append(left, p)
 			}
 		}
@@ -231,7 +239,7 @@ drain:
 	for _, p := range left {
 		err := last.Err()
 		if err == nil {
-			err = a.post(last, p)
+			startstop.Safely("alert delivery", a.cfg.Logger, func() { err = a.post(last, p) })
 		}
 		if err != nil {
 			a.cfg.Logger.Error("alert not delivered at shutdown", "event", p.Event, "text", p.Text, "err", err)

@@ -4,12 +4,13 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
 
 // gateMode is the position of a Gate.
-type gateMode int
+type gateMode int32
 
 const (
 	gateOpen    gateMode = iota // forwarding
@@ -29,11 +30,22 @@ const (
 type Gate struct {
 	ln     net.Listener
 	target string
+	mode   atomic.Int32 // gateMode; written under mu, read by the pipes without it
 
 	mu       sync.Mutex
-	mode     gateMode
 	conns    map[net.Conn]bool
 	attempts []time.Time
+}
+
+// Proxy is the Gate under the name the MariaDB outage tests use: a TCP proxy
+// that can be cut (a dead server), stalled (a hung one) and restored.
+type Proxy = Gate
+
+// NewProxy starts an open proxy to target on 127.0.0.1:0; it stops with the
+// test. It is NewGate.
+func NewProxy(t testing.TB, target string) *Proxy {
+	t.Helper()
+	return NewGate(t, target)
 }
 
 // NewGate starts an open Gate to target on 127.0.0.1:0; it stops with the test.
@@ -55,6 +67,8 @@ func NewGate(t testing.TB, target string) *Gate {
 // Addr is the Gate's listen address.
 func (g *Gate) Addr() string { return g.ln.Addr().String() }
 
+func (g *Gate) current() gateMode { return gateMode(g.mode.Load()) }
+
 func (g *Gate) serve() {
 	for {
 		c, err := g.ln.Accept()
@@ -62,7 +76,7 @@ func (g *Gate) serve() {
 			return
 		}
 		g.mu.Lock()
-		switch g.mode {
+		switch g.current() {
 		case gateCut:
 			g.attempts = append(g.attempts, time.Now())
 			g.mu.Unlock()
@@ -76,23 +90,37 @@ func (g *Gate) serve() {
 			continue
 		}
 		g.mu.Unlock()
-		up, err := net.DialTimeout("tcp", g.target, time.Second)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		g.mu.Lock()
-		if g.mode != gateOpen { // changed while dialling
-			g.mu.Unlock()
-			c.Close()
-			up.Close()
-			continue
-		}
-		g.conns[c], g.conns[up] = true, true
-		g.mu.Unlock()
-		go g.pipe(c, up)
-		go g.pipe(up, c)
+		go g.connect(c)
 	}
+}
+
+// connect dials the target for an accepted connection and pipes the two.
+// It runs on its own goroutine so a slow dial never delays other accepts.
+func (g *Gate) connect(c net.Conn) {
+	up, err := net.DialTimeout("tcp", g.target, time.Second)
+	if err != nil {
+		c.Close()
+		return
+	}
+	g.mu.Lock()
+	switch g.current() {
+	case gateOpen:
+	case gateStalled: // stalled while dialling: hold the client, drop the target
+		g.conns[c] = true
+		g.mu.Unlock()
+		up.Close()
+		g.hold(c)
+		return
+	default: // cut while dialling
+		g.mu.Unlock()
+		c.Close()
+		up.Close()
+		return
+	}
+	g.conns[c], g.conns[up] = true, true
+	g.mu.Unlock()
+	go g.pipe(c, up)
+	g.pipe(up, c)
 }
 
 // hold reads and drops what a connection accepted during a stall sends,
@@ -115,14 +143,9 @@ func (g *Gate) pipe(dst, src net.Conn) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
-		if n > 0 {
-			g.mu.Lock()
-			stalled := g.mode == gateStalled
-			g.mu.Unlock()
-			if !stalled {
-				if _, werr := dst.Write(buf[:n]); werr != nil {
-					break
-				}
+		if n > 0 && g.current() != gateStalled {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				break
 			}
 		}
 		if err != nil {
@@ -147,16 +170,17 @@ func (g *Gate) closeAll() {
 func (g *Gate) Cut() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.mode = gateCut
+	g.mode.Store(int32(gateCut))
 	g.closeAll()
 }
 
 // Stall stops every byte in both directions and holds new connections
-// unanswered; connections stay open.
+// unanswered (accepted, read and discarded); connections stay open. Restore
+// ends it.
 func (g *Gate) Stall() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.mode = gateStalled
+	g.mode.Store(int32(gateStalled))
 }
 
 // Restore forwards again. Connections that lived through a stall lost bytes,
@@ -164,10 +188,18 @@ func (g *Gate) Stall() {
 func (g *Gate) Restore() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.mode == gateStalled {
+	if g.current() == gateStalled {
 		g.closeAll()
 	}
-	g.mode = gateOpen
+	g.mode.Store(int32(gateOpen))
+}
+
+// Conns is the number of connections the Gate holds open (both ends of a
+// forwarded connection count).
+func (g *Gate) Conns() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.conns)
 }
 
 // Attempts returns when connections were attempted while the Gate was cut or
