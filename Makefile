@@ -20,15 +20,25 @@ run: build ## build and start the sidecar on 127.0.0.1:6380 against the local Re
 deps: ## install what the tests need: Debian packages (redis-server, redis-tools, python3-redis, nutcracker) and the pinned npm clients
 	@./scripts/test-deps
 
-test: build deps ## run every test (unit, integration, real clients, crash tests)
+# The previous release, built from git, for the upgrade tests (cmd/srsproxy/upgrade_test.go).
+RELEASE1     := eeeb798
+RELEASE1_BIN := bin/srsproxy-release1
+
+$(RELEASE1_BIN):
+	@mkdir -p bin && rm -rf bin/.release1 && mkdir -p bin/.release1
+	git archive $(RELEASE1) | tar -x -C bin/.release1
+	cd bin/.release1 && $(GO) build -o ../srsproxy-release1 ./cmd/srsproxy
+	rm -rf bin/.release1
+
+test: build deps $(RELEASE1_BIN) ## run every test (unit, integration, real clients, crash tests, upgrade from the previous release)
 	$(GO) vet ./...
-	SRSPROXY_BIN=$(CURDIR)/$(BIN) $(GO) test $(TESTFLAGS) ./...
+	SRSPROXY_BIN=$(CURDIR)/$(BIN) SRSPROXY_RELEASE1_BIN=$(CURDIR)/$(RELEASE1_BIN) $(GO) test $(TESTFLAGS) ./...
 
 test-cluster: build ## only the scale-out tests: a private 6-node Redis Cluster, failover, three sidecars (make test runs them too)
 	SRSPROXY_BIN=$(CURDIR)/$(BIN) $(GO) test $(TESTFLAGS) -run Cluster -v ./cmd/srsproxy/ ./backend/redis/
 
-test-race: build deps ## run the tests with the race detector
-	SRSPROXY_BIN=$(CURDIR)/$(BIN) $(GO) test -race $(TESTFLAGS) ./...
+test-race: build deps $(RELEASE1_BIN) ## run the tests with the race detector
+	SRSPROXY_BIN=$(CURDIR)/$(BIN) SRSPROXY_RELEASE1_BIN=$(CURDIR)/$(RELEASE1_BIN) $(GO) test -race $(TESTFLAGS) ./...
 
 lint: ## go vet, gofmt and golangci-lint (when installed)
 	$(GO) vet ./...

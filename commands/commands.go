@@ -154,12 +154,16 @@ func (h *handlers) review(ctx context.Context, w *proxy.Reply, args [][]byte) er
 		return err
 	}
 	// The reply leaves only after the review is on disk (group commit: the
-	// wait runs when the connection flushes, once for a whole pipeline).
-	w.BeforeFlush(func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), durableWait)
-		defer cancel()
-		return res.Wait(ctx)
-	})
+	// wait runs when the connection flushes, once for a whole pipeline). A
+	// review written ahead of the cache, or a duplicate the record shows, is
+	// on disk already (Wait nil).
+	if res.Wait != nil {
+		w.BeforeFlush(func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), durableWait)
+			defer cancel()
+			return res.Wait(ctx)
+		})
+	}
 	writeReview(w, res)
 	return nil
 }

@@ -29,8 +29,9 @@ var errorPrefixes = mustUniquePrefixes([]errorPrefix{
 	{srs.ErrReviewInFuture, "FUTUREREVIEW"},
 	{srs.ErrQueueFull, "QUEUEFULL"},
 	{srs.ErrCacheUnavailable, "CACHEDOWN"},
+	{srs.ErrStoreUnavailable, "STOREDOWN"},
 	{engine.ErrContention, "TRYAGAIN"},
-	{engine.ErrUncheckable, "UNCHECKABLE"},
+	{engine.ErrUnconfirmed, "UNCONFIRMED"},
 	{engine.ErrSeasonActive, "SEASONACTIVE"},
 	{engine.ErrNotArchived, "NOTARCHIVED"},
 	{engine.ErrNotEligible, "NOTELIGIBLE"},
@@ -39,7 +40,7 @@ var errorPrefixes = mustUniquePrefixes([]errorPrefix{
 })
 
 func mustUniquePrefixes(list []errorPrefix) []errorPrefix {
-	seen := map[string]bool{"ERR": true, "SEASONARCHIVED": true, "NOPERM": true, "BUSY": true}
+	seen := map[string]bool{"ERR": true, "SEASONARCHIVED": true, "NOPERM": true, "BUSY": true, "MISCONF": true}
 	for _, p := range list {
 		if seen[p.prefix] {
 			panic("commands: duplicate error prefix " + p.prefix)
@@ -69,6 +70,10 @@ func errorReply(log *slog.Logger, cmd string, err error) string {
 	var busy *safemode.BusyError
 	if errors.As(err, &busy) {
 		return "BUSY " + busy.Error()
+	}
+	var disk *srs.QueueDiskError
+	if errors.As(err, &disk) {
+		return "MISCONF " + disk.Error()
 	}
 	var archived *srs.SeasonArchivedError
 	if errors.As(err, &archived) {

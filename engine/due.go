@@ -5,7 +5,6 @@ import (
 	"errors"
 	"sort"
 
-	rcache "github.com/srsproxy/srsproxy/backend/redis"
 	"github.com/srsproxy/srsproxy/srs"
 )
 
@@ -52,7 +51,7 @@ func (e *Engine) dueCached(ctx context.Context, req DueRequest) (DueResult, erro
 		return DueResult{}, err
 	}
 	for range 2 {
-		var res rcache.DueResult
+		var res srs.DuePage
 		err := e.safe.call(func() (err error) {
 			res, err = e.cache.Due(ctx, req.Season, req.Player, req.Subject, req.At, req.Limit)
 			return err
@@ -173,9 +172,9 @@ func (e *Engine) readCard(ctx context.Context, s srs.Season, player, question st
 		return srs.Card{}, false, err
 	}
 	for range 2 {
-		var rd rcache.ReadResult
+		var rd srs.CardRead
 		err := e.safe.call(func() (err error) {
-			rd, err = e.cache.Read(ctx, s.Name, player, question, "")
+			rd, err = e.cache.Read(ctx, s.Name, player, question)
 			return err
 		})
 		if errors.Is(err, errBypass) {

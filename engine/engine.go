@@ -8,8 +8,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -18,24 +19,32 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/srsproxy/srsproxy/backend/mariadb"
-	rcache "github.com/srsproxy/srsproxy/backend/redis"
+	"github.com/srsproxy/srsproxy/engine/core"
 	"github.com/srsproxy/srsproxy/fsrs"
 	"github.com/srsproxy/srsproxy/srs"
 )
 
-// Cache is the upstream Redis (backend/redis.Cache implements it).
+// Cache is the upstream Redis holding card records (backend/redis.Cache
+// implements it). Tokens are the opaque stored records, the expected values
+// of compare-and-sets.
 type Cache interface {
-	Due(ctx context.Context, season, player, subject string, now int64, limit int) (rcache.DueResult, error)
-	Read(ctx context.Context, season, player, question, reviewID string) (rcache.ReadResult, error)
+	Due(ctx context.Context, season, player, subject string, now int64, limit int) (srs.DuePage, error)
+	Read(ctx context.Context, season, player, question string) (srs.CardRead, error)
 	Load(ctx context.Context, season, player string, cards []srs.Card) (bool, error)
-	Swap(ctx context.Context, expected string, r srs.Review) (rcache.SwapResult, error)
+	Swap(ctx context.Context, expected string, card srs.Card) (srs.SwapOutcome, error)
 	Invalidate(ctx context.Context, season, player string) error
 	// Seasons at scale: archive, rebuild, reconciliation.
 	ClearSeason(ctx context.Context, season string) (int64, error)
-	UserCards(ctx context.Context, season, player string) (map[string]rcache.CachedCard, bool, error)
-	PutIfUnchanged(ctx context.Context, season, player string, puts []rcache.Put) (int, error)
+	UserCards(ctx context.Context, season, player string) (map[string]srs.CachedCard, bool, error)
+	// Cards reads some cards of a user-season (absent ones left out).
+	Cards(ctx context.Context, season, player string, questions []string) (map[string]srs.CachedCard, bool, error)
+	PutIfUnchanged(ctx context.Context, season, player string, puts []srs.CardPut) (int, error)
 	LoadMany(ctx context.Context, season string, users map[string][]srs.Card) (map[string]bool, error)
 	SampleUsers(ctx context.Context, season string, n int) ([]string, error)
+	// Season settings as last read from the store, for a sidecar that meets
+	// a season while MariaDB is down.
+	PutSeasonSnapshot(ctx context.Context, s srs.Season) error
+	SeasonSnapshot(ctx context.Context, season string) (srs.Season, bool, error)
 }
 
 // Store is the source of truth (backend/mariadb.Store implements it).
@@ -49,7 +58,8 @@ type Store interface {
 	Card(ctx context.Context, season, player, question string) (srs.Card, bool, error)
 	DueCards(ctx context.Context, season, player, subject string, now int64, limit int) ([]srs.Card, error)
 	CountDue(ctx context.Context, season, player, subject string, now int64) (int64, error)
-	LoggedReview(ctx context.Context, season, reviewID string) (srs.Review, bool, error)
+	// LoggedReview finds a review in the log by its id, scoped to its card.
+	LoggedReview(ctx context.Context, season, player, question, reviewID string) (srs.Review, bool, error)
 	// Seasons at scale: archive, retention, rebuild jobs, cluster-wide locks.
 	ArchiveSeason(ctx context.Context, season string) (mariadb.ArchiveResult, error)
 	ArchiveInfo(ctx context.Context, season string) (cards, logRows int64, ok bool, err error)
@@ -77,30 +87,46 @@ type Replica interface {
 // Journal is the durable local queue (writebehind.Queue implements it).
 type Journal interface {
 	// Hold writes r now but keeps it from the drainer until Release; Cancel
-	// withdraws it. Writing before the cache's compare-and-set means a crash
-	// can never leave the cache holding a review the queue lacks.
+	// withdraws it. The review path holds its entry across the cache's
+	// compare-and-set, and waits for its fsync before it (write ahead), so
+	// the cache never shows a review that is on no disk. Release and Cancel
+	// take effect in memory at once; their records need no fsync (recovery
+	// does not depend on them, docs/CORE.md §3).
 	Hold(r srs.Review) (uint64, error)
 	Release(ticket uint64) error
 	Cancel(ticket uint64) error
+	// Append writes a decided review (the store path: no compare-and-set).
+	Append(r srs.Review) (uint64, error)
 	// Unsettled lists the recovered held entries nobody released or
 	// cancelled (the last process stopped in between), by ticket.
 	Unsettled() map[uint64]srs.Review
 	// Wait blocks until the entry is durable.
 	Wait(ctx context.Context, ticket uint64) error
+	// Sync blocks until every entry written so far is durable.
+	Sync(ctx context.Context) error
 	// Pending lists the user-season's reviews not yet drained, in append order.
 	Pending(season, player string) []srs.Review
-	// PendingReview finds a not-yet-drained review by id.
-	PendingReview(season, reviewID string) (srs.Review, bool)
+	// PendingReview finds a not-yet-drained review by its id, scoped to its card.
+	PendingReview(season, player, question, reviewID string) (srs.Review, bool)
+}
+
+// DirtyLog is the durable set of user-seasons whose cache entries may be
+// stale because this sidecar wrote them without the cache.
+type DirtyLog interface {
+	Mark(season, player string) error // durable when it returns
+	Clean(season, player string) error
+	Marked() [][2]string
 }
 
 // Config configures an Engine. The zero value of each field means its default.
 type Config struct {
 	Sidecar   string        // this sidecar's id, recorded with each review
 	SeasonTTL time.Duration // how long season settings are cached in memory, default 2s
-	// ReviewIDWindow is how long the cache remembers review ids (backend/redis
-	// Options.ReviewIDTTL), default 1h.
-	ReviewIDWindow time.Duration
-	SafeMode       SafeModeConfig
+	SafeMode  SafeModeConfig
+	// Dirty persists the users this sidecar wrote without the cache, so a
+	// restart still invalidates their stale cache entries (nil: in memory
+	// only; internal/dirtyset implements it).
+	Dirty DirtyLog
 	// Replica serves Safe Mode's SRS.DUE and the reads of archived seasons
 	// (nil: the store). Never the card read before a review, nor a lazy
 	// load: those must see every drained write (read your writes).
@@ -131,15 +157,20 @@ type Engine struct {
 
 	jobs  sync.WaitGroup // background jobs (rebuilds)
 	loads singleflight.Group
-	locks [256]sync.Mutex // per-card review locks, by hash
-	// users orders a lazy load (write lock) after the reviews of that user
-	// whose queue entry is held across the cache's compare-and-set (read
-	// lock): a load never reads the queue while a review it cannot see yet
-	// has already reached the cache.
-	users  [256]sync.RWMutex
-	seed   maphash.Seed
-	mu     sync.Mutex
-	season map[string]seasonEntry
+	cards keyedLocks // one review of a card at a time in this sidecar
+	// users orders a load of a user-season (exclusive) after the reviews of
+	// that user whose queue entry is held across the cache's compare-and-set
+	// (shared): a load never reads the queue while a review it cannot see
+	// yet has already reached the cache. Keyed, so a load stuck on MariaDB
+	// holds up only its own user, who is not cached anyway.
+	users keyedLocks
+	// recomputed collects the rows the store recomputes during one drained
+	// batch (Recomputed), for the cache catch-up after it.
+	recomputeMu sync.Mutex
+	recomputed  []srs.Card
+	mu          sync.Mutex
+	season      map[string]seasonEntry
+	snapshots   map[string]srs.Season // the settings this sidecar last put in the cache's snapshot
 }
 
 type seasonEntry struct {
@@ -153,7 +184,6 @@ type seasonEntry struct {
 func New(cache Cache, store Store, journal Journal, cfg Config) (*Engine, error) {
 	cfg.SeasonTTL = cmp.Or(cfg.SeasonTTL, 2*time.Second)
 	cfg.Retention = cmp.Or(cfg.Retention, 3*Year)
-	cfg.ReviewIDWindow = cmp.Or(cfg.ReviewIDWindow, time.Hour)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -165,8 +195,8 @@ func New(cache Cache, store Store, journal Journal, cfg Config) (*Engine, error)
 	}
 	e := &Engine{
 		cache: cache, store: store, replica: cfg.Replica, journal: journal, cfg: cfg, log: cfg.Logger,
-		safe: newSafeMode(cfg.SafeMode, cfg.Now),
-		seed: maphash.MakeSeed(), season: make(map[string]seasonEntry),
+		safe:   newSafeMode(cfg.SafeMode, cfg.Now),
+		season: make(map[string]seasonEntry), snapshots: make(map[string]srs.Season),
 	}
 	if e.replica == nil {
 		e.replica = store
@@ -184,75 +214,26 @@ func New(cache Cache, store Store, journal Journal, cfg Config) (*Engine, error)
 func (e *Engine) now() int64 { return e.cfg.Now().UnixMilli() }
 
 // overlay applies this sidecar's not-yet-drained reviews to cards read from
-// the store, so a student never sees an acknowledged answer disappear.
-func overlay(cards []srs.Card, pending []srs.Review) []srs.Card {
-	if len(pending) == 0 {
-		return cards
-	}
-	at := make(map[string]int, len(cards))
-	for i, c := range cards {
-		at[c.QuestionID] = i
-	}
-	for _, r := range pending {
-		i, ok := at[r.QuestionID]
-		switch {
-		case !ok:
-			at[r.QuestionID] = len(cards)
-			cards = append(cards, r.Card())
-		case r.After.NewerThan(cards[i].Schedule):
-			cards[i] = r.Card()
-		}
-	}
-	return cards
-}
+// the store (core.Overlay).
+func overlay(cards []srs.Card, pending []srs.Review) []srs.Card { return core.Overlay(cards, pending) }
 
-// append writes a review whose outcome is decided and returns its durability wait.
-func (e *Engine) append(r srs.Review) (func(context.Context) error, error) {
-	t, err := e.journal.Hold(r)
-	if err != nil {
-		return nil, err
-	}
-	if err := e.journal.Release(t); err != nil {
-		return nil, err
-	}
-	return e.waiter(t), nil
-}
-
-func (e *Engine) waiter(t uint64) func(context.Context) error {
-	return func(ctx context.Context) error { return e.journal.Wait(ctx, t) }
-}
-
-// Recover settles what the last process left in the queue before serving.
-// A recovered review that was held across its compare-and-set and neither
-// released nor cancelled is decided against the cache: it landed if the
-// cache remembers its id, or if the card is still in the state it was
-// computed from (then it is applied now); if another review moved the card
-// on without it, it is cancelled — it was never acknowledged, and keeping it
-// would fork the card's history. Then cached cards older than a recovered
-// review are brought forward; nothing is deleted, because a reload would
-// miss other sidecars' undrained reviews. When the cache cannot tell (down,
-// or the student not cached), reviews are kept and the student is reloaded
-// before the cache serves it.
+// Recover settles what the last process left in the queue before serving
+// (docs/CORE.md §3): each held entry nobody released or cancelled is
+// dropped when a later attempt of the same review is queued, kept when the
+// cache shows it, completed when the card is still its Before, and
+// otherwise kept with its user marked dirty (reloaded before the cache
+// serves it). Then cached cards older than a recovered review are brought
+// forward; nothing is deleted, because a reload would miss other sidecars'
+// undrained reviews.
 func (e *Engine) Recover(ctx context.Context, users [][2]string) {
-	for t, r := range e.journal.Unsettled() {
-		keep, err := e.settle(ctx, r)
-		switch {
-		case err != nil:
-			e.log.Warn("recover: cannot check an unsettled review against the cache; keeping it", "review", r.ID, "err", err)
-			e.safe.markDirty(r.Season, r.Player)
-			keep = true
-		case !keep:
-			e.log.Warn("recover: dropping a review that never reached the cache and was superseded (never acknowledged)",
-				"review", r.ID, "season", r.Season, "player", r.Player, "question", r.QuestionID)
+	if e.cfg.Dirty != nil {
+		for _, u := range e.cfg.Dirty.Marked() {
+			e.safe.markDirty(u[0], u[1]) // invalidated before the cache serves them
 		}
-		if keep {
-			err = e.journal.Release(t)
-		} else {
-			err = e.journal.Cancel(t)
-		}
-		if err != nil {
-			e.log.Error("recover: settle a review", "review", r.ID, "err", err)
-		}
+	}
+	unsettled := e.journal.Unsettled()
+	for _, t := range slices.Sorted(maps.Keys(unsettled)) { // in queue order: deterministic, replayable
+		e.settle(ctx, t, unsettled[t])
 	}
 	for _, u := range users {
 		season, player := u[0], u[1]
@@ -261,11 +242,11 @@ func (e *Engine) Recover(ctx context.Context, users [][2]string) {
 			if err != nil || !loaded {
 				return err
 			}
-			var puts []rcache.Put
+			var puts []srs.CardPut
 			for _, c := range overlay(nil, e.journal.Pending(season, player)) {
 				cur, ok := cached[c.QuestionID]
 				if !ok || c.NewerThan(cur.Card.Schedule) {
-					puts = append(puts, rcache.Put{Expected: cur.Raw, Card: c})
+					puts = append(puts, srs.CardPut{Expected: cur.Token, Card: c})
 				}
 			}
 			if len(puts) == 0 {
@@ -284,60 +265,108 @@ func (e *Engine) Recover(ctx context.Context, users [][2]string) {
 	}
 }
 
-// settle decides whether an unsettled review is part of its card's history.
-func (e *Engine) settle(ctx context.Context, r srs.Review) (keep bool, err error) {
-	if e.now()-r.ReviewedAt > e.cfg.ReviewIDWindow.Milliseconds() {
-		return true, nil // the cache may have forgotten its id: cannot tell, keep
-	}
-	var rd rcache.ReadResult
-	err = e.safe.call(func() (err error) {
-		rd, err = e.cache.Read(ctx, r.Season, r.Player, r.QuestionID, r.ID)
+// settle decides one recovered held entry (core.Settle) and carries it out.
+func (e *Engine) settle(ctx context.Context, t uint64, r srs.Review) {
+	_, sameID := e.journal.PendingReview(r.Season, r.Player, r.QuestionID, r.ID)
+	var rd srs.CardRead
+	readErr := e.safe.call(func() (err error) {
+		rd, err = e.cache.Read(ctx, r.Season, r.Player, r.QuestionID)
 		return err
 	})
-	switch {
-	case err != nil:
-		return true, err
-	case !rd.Loaded:
-		return true, nil // nothing cached to compare with: the reload overlays it
-	case rd.Dup != nil:
-		return true, nil // the compare-and-set stored it
-	case !rd.Found:
-		return r.Before == srs.Schedule{}, nil // a new card nobody reviewed since
+	decision := core.Settle(r, sameID, rd, readErr == nil)
+	e.log.Debug("recover: settle a held review", "review", r.ID, "player", r.Player, "question", r.QuestionID, "decision", decision, "read_err", readErr)
+	if decision == core.Complete {
+		var out srs.SwapOutcome
+		err := e.safe.call(func() (err error) {
+			out, err = e.cache.Swap(ctx, rd.Token, r.Card())
+			return err
+		})
+		decision = core.Keep
+		if err != nil || out != srs.SwapStored {
+			decision = core.KeepDirty
+		}
 	}
-	return rd.Card.Schedule == r.Before, nil
+	switch decision {
+	case core.Drop:
+		e.log.Info("recover: dropping a held review that a later attempt of the same review replaced (never acknowledged)",
+			"review", r.ID, "season", r.Season, "player", r.Player, "question", r.QuestionID)
+		_ = e.journal.Cancel(t)
+		return
+	case core.KeepDirty:
+		if err := e.markDirty(r.Season, r.Player); err != nil {
+			e.log.Error("recover: persist a dirty mark", "season", r.Season, "player", r.Player, "err", err)
+		}
+	}
+	if err := e.journal.Release(t); err != nil {
+		e.log.Error("recover: release a held review", "review", r.ID, "err", err)
+	}
 }
 
 // load fills the cache with a user-season from the store and the local queue.
-// Concurrent misses of one user-season share one load.
+// Concurrent misses of one user-season share one load. The store read has
+// the store's own deadline; the user's lock is held for it, which holds up
+// only this user's reviews (not cached, so they need the load anyway).
 func (e *Engine) load(ctx context.Context, season, player string) error {
 	_, err, _ := e.loads.Do(season+"\x00"+player, func() (any, error) {
-		mu := e.userLock(season, player)
-		mu.Lock()
-		defer mu.Unlock()
+		if down, err := e.storeDown(); down {
+			return nil, fmt.Errorf("%w: load %s/%s: %v", srs.ErrStoreUnavailable, season, player, err)
+		}
+		unlock := e.users.Lock(season + "\x00" + player)
+		defer unlock()
 		// Pending first: an entry drained after this read is in the store read
 		// that follows, so none falls between the two.
 		pending := e.journal.Pending(season, player)
 		cards, err := e.store.UserCards(ctx, season, player)
 		if err != nil {
-			return nil, fmt.Errorf("load %s/%s: %w", season, player, err)
+			return nil, fmt.Errorf("%w: load %s/%s: %v", srs.ErrStoreUnavailable, season, player, err)
 		}
 		e.metrics.loads.Add(ctx, 1)
-		return nil, e.safe.call(func() error {
-			_, err := e.cache.Load(ctx, season, player, overlay(cards, pending))
+		var wrote bool
+		if err := e.safe.call(func() (err error) {
+			wrote, err = e.cache.Load(ctx, season, player, overlay(cards, pending))
 			return err
-		})
+		}); err != nil || !wrote {
+			return nil, err
+		}
+		// A drainer that committed after the store read above and found the
+		// user not loaded skipped its catch-up; read again and catch up with
+		// what changed (usually nothing: no cache write).
+		again, err := e.store.UserCards(ctx, season, player)
+		if err != nil {
+			e.log.Debug("load: second read failed; the user is reloaded before the cache serves it", "season", season, "player", player, "err", err)
+			return nil, e.markDirty(season, player)
+		}
+		before := make(map[string]srs.Schedule, len(cards))
+		for _, c := range cards {
+			before[c.QuestionID] = c.Schedule
+		}
+		changed := map[string]srs.Card{}
+		for _, c := range again {
+			if s, ok := before[c.QuestionID]; !ok || s != c.Schedule {
+				changed[c.QuestionID] = c
+			}
+		}
+		if len(changed) > 0 {
+			if err := e.catchUpUser(ctx, season, player, changed); err != nil {
+				return nil, errors.Join(err, e.markDirty(season, player))
+			}
+		}
+		return nil, nil
 	})
 	return err
 }
 
 // storeCard reads one card from the store with the local queue overlaid.
 func (e *Engine) storeCard(ctx context.Context, season, player, question string) (srs.Card, bool, error) {
+	if down, err := e.storeDown(); down {
+		return srs.Card{}, false, fmt.Errorf("%w: card %s/%s/%s: %v", srs.ErrStoreUnavailable, season, player, question, err)
+	}
 	// Pending first, as in load: a review drained between the two reads is
 	// then in the store read, never in neither.
 	pending := e.journal.Pending(season, player)
 	c, found, err := e.store.Card(ctx, season, player, question)
 	if err != nil {
-		return srs.Card{}, false, err
+		return srs.Card{}, false, fmt.Errorf("%w: card %s/%s/%s: %v", srs.ErrStoreUnavailable, season, player, question, err)
 	}
 	for _, r := range pending {
 		if r.QuestionID == question && (!found || r.After.NewerThan(c.Schedule)) {
@@ -347,20 +376,25 @@ func (e *Engine) storeCard(ctx context.Context, season, player, question string)
 	return c, found, nil
 }
 
-// cardLock serialises the reviews of one card in this sidecar.
-func (e *Engine) cardLock(season, player, question string) *sync.Mutex {
-	h := maphash.String(e.seed, season+"\x00"+player+"\x00"+question)
-	return &e.locks[h%uint64(len(e.locks))]
-}
-
-// userLock orders lazy loads of a user-season after its in-flight reviews.
-func (e *Engine) userLock(season, player string) *sync.RWMutex {
-	h := maphash.String(e.seed, season+"\x00"+player)
-	return &e.users[h%uint64(len(e.users))]
-}
-
-// ErrUncheckable refuses a review whose id cannot be checked for a repeat.
-var ErrUncheckable = errors.New("review id cannot be checked now; retry later")
-
 // ErrContention means a card or user kept changing under concurrent requests; the client should retry.
 var ErrContention = errors.New("card kept changing under concurrent requests; retry")
+
+// markDirty marks a user whose cache entry may be stale: durably first (a
+// crash must not forget it), then in memory.
+func (e *Engine) markDirty(season, player string) error {
+	var err error
+	if e.cfg.Dirty != nil {
+		err = e.cfg.Dirty.Mark(season, player)
+	}
+	e.safe.markDirty(season, player)
+	return err
+}
+
+// ensureClean invalidates a user's cache entry if this sidecar wrote the user
+// without the cache (during an outage) and has not invalidated it since.
+func (e *Engine) ensureClean(ctx context.Context, season, player string) error {
+	if e.safe.dirtyGen(season, player) == 0 {
+		return nil
+	}
+	return e.invalidate(ctx, season, player)
+}

@@ -3,12 +3,13 @@ package engine
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/srsproxy/srsproxy/backend/mariadb"
-	rcache "github.com/srsproxy/srsproxy/backend/redis"
 	"github.com/srsproxy/srsproxy/srs"
 )
 
@@ -179,8 +180,26 @@ func groupUsers(cards []srs.Card) map[string][]srs.Card {
 	return users
 }
 
-// loadUsers loads whole users; those already cached are merged.
+// loadUsers loads whole users; those already cached are merged. It takes
+// each user's lock (in player order), as a lazy load does, and overlays this
+// sidecar's undrained reviews: a user with reviews in the queue is read
+// again from the store under its lock, pending first, so no review drained
+// since the page was read falls between the two (docs/CORE.md §2).
 func (e *Engine) loadUsers(ctx context.Context, season string, users map[string][]srs.Card) error {
+	players := slices.Sorted(maps.Keys(users))
+	for _, player := range players {
+		unlock := e.users.Lock(season + "\x00" + player)
+		defer unlock()
+		pending := e.journal.Pending(season, player)
+		if len(pending) == 0 {
+			continue
+		}
+		fresh, err := e.store.UserCards(ctx, season, player)
+		if err != nil {
+			return fmt.Errorf("%w: rebuild %s/%s: %v", srs.ErrStoreUnavailable, season, player, err)
+		}
+		users[player] = overlay(fresh, pending)
+	}
 	var wrote map[string]bool
 	if err := e.safe.call(func() (err error) {
 		wrote, err = e.cache.LoadMany(ctx, season, users)
@@ -203,7 +222,8 @@ func (e *Engine) loadUsers(ctx context.Context, season string, users map[string]
 // reports what it compared. Cards newer in the cache are left alone.
 func (e *Engine) mergeUser(ctx context.Context, season, player string, rows []srs.Card) (mergeStats, error) {
 	var st mergeStats
-	var cached map[string]rcache.CachedCard
+	rows = overlay(slices.Clone(rows), e.journal.Pending(season, player)) // never behind this sidecar's queue
+	var cached map[string]srs.CachedCard
 	var loaded bool
 	if err := e.safe.call(func() (err error) {
 		cached, loaded, err = e.cache.UserCards(ctx, season, player)
@@ -211,7 +231,7 @@ func (e *Engine) mergeUser(ctx context.Context, season, player string, rows []sr
 	}); err != nil || !loaded {
 		return st, err
 	}
-	var puts []rcache.Put
+	var puts []srs.CardPut
 	inStore := make(map[string]bool, len(rows))
 	for _, row := range rows {
 		inStore[row.QuestionID] = true
@@ -225,7 +245,7 @@ func (e *Engine) mergeUser(ctx context.Context, season, player string, rows []sr
 			continue
 		}
 		st.differ++
-		puts = append(puts, rcache.Put{Expected: c.Raw, Card: row})
+		puts = append(puts, srs.CardPut{Expected: c.Token, Card: row})
 	}
 	for q := range cached {
 		if !inStore[q] {

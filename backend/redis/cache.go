@@ -19,14 +19,11 @@ import (
 
 // Options configure the cache.
 type Options struct {
-	Addrs    []string      // one address: a single server; several: a cluster
-	Cluster  bool          // a Redis Cluster even with one (seed) address
-	Password string        //
-	Prefix   string        // key prefix, default "srs"; must not contain '{' or '}'
-	TTL      time.Duration // sliding expiry of an idle user-season, default 24h
-	// ReviewIDTTL is how long a review id is remembered in Redis for retries,
-	// default 1h. Older ids are found in the queue or the review log.
-	ReviewIDTTL  time.Duration
+	Addrs        []string      // one address: a single server; several: a cluster
+	Cluster      bool          // a Redis Cluster even with one (seed) address
+	Password     string        //
+	Prefix       string        // key prefix, default "srs"; must not contain '{' or '}'
+	TTL          time.Duration // sliding expiry of an idle user-season, default 24h
 	PoolSize     int           // default 256: waits for a pooled connection under a burst would read as an outage
 	DialTimeout  time.Duration // default 1s
 	ReadTimeout  time.Duration // default 500ms
@@ -36,7 +33,6 @@ type Options struct {
 func (o *Options) fill() {
 	o.Prefix = cmpOr(o.Prefix, "srs")
 	o.TTL = cmpOr(o.TTL, 24*time.Hour)
-	o.ReviewIDTTL = cmpOr(o.ReviewIDTTL, time.Hour)
 	o.PoolSize = cmpOr(o.PoolSize, 256)
 	o.DialTimeout = cmpOr(o.DialTimeout, time.Second)
 	o.ReadTimeout = cmpOr(o.ReadTimeout, 500*time.Millisecond)
@@ -129,38 +125,49 @@ func (c *Cache) Close() error { return c.rdb.Close() }
 // Ping checks that Redis answers.
 func (c *Cache) Ping(ctx context.Context) error { return c.rdb.Ping(ctx).Err() }
 
-// keys are the user-season's card hash, due set and recent review ids.
+// keys are the user-season's card hash and due set, generation 2 (format-2
+// records; docs/CORE.md §1). The suffix keeps them apart from release 1's keys.
 func (c *Cache) keys(season, player string) []string {
-	base := c.opts.Prefix + ":{" + season + "|" + player + "}:"
+	return UserKeys(c.opts.Prefix, season, player)
+}
+
+// UserKeys names a user-season's two keys under prefix, the card records
+// (a hash) and the due set, for tools and tests that inspect the cache.
+func UserKeys(prefix, season, player string) []string {
+	base := prefix + ":{" + season + "|" + player + "}:"
+	return []string{base + "c2", base + "d2"}
+}
+
+// legacyKeys are release 1's keys of a user-season (format-1 records and its
+// review-id hash). Release 2 never reads them; ClearSeason and Invalidate
+// delete them so an archived season leaves nothing behind.
+func (c *Cache) legacyKeys(season, player string) []string {
+	base := c.userBase(season, player)
 	return []string{base + "c", base + "d", base + "r"}
+}
+
+func (c *Cache) userBase(season, player string) string {
+	return c.opts.Prefix + ":{" + season + "|" + player + "}:"
 }
 
 func ms(d time.Duration) int64 { return d.Milliseconds() }
 
-// DueResult is the reply of Due.
-type DueResult struct {
-	Loaded bool       // false: the user-season is not cached; load it and ask again
-	Total  int64      // due cards matching the filter
-	Cards  []srs.Card // most overdue first, at most the limit
-}
-
 // Due returns the due cards of a loaded user-season and slides its TTL.
-func (c *Cache) Due(ctx context.Context, season, player, subject string, now int64, limit int) (DueResult, error) {
-	k := c.keys(season, player)
-	v, err := dueScript.Run(ctx, c.rdb, k[:2], now, limit, subject, ms(c.opts.TTL)).Result()
+func (c *Cache) Due(ctx context.Context, season, player, subject string, now int64, limit int) (srs.DuePage, error) {
+	v, err := dueScript.Run(ctx, c.rdb, c.keys(season, player), now, limit, subject, ms(c.opts.TTL)).Result()
 	if err != nil {
-		return DueResult{}, fmt.Errorf("redis due: %w", err)
+		return srs.DuePage{}, fmt.Errorf("redis due: %w", err)
 	}
 	if n, ok := v.(int64); ok && n == -1 {
-		return DueResult{}, nil
+		return srs.DuePage{}, nil
 	}
 	parts, ok := v.([]any)
 	if !ok || len(parts) != 2 {
-		return DueResult{}, fmt.Errorf("redis due: unexpected reply %T", v)
+		return srs.DuePage{}, fmt.Errorf("redis due: unexpected reply %T", v)
 	}
 	total, _ := parts[0].(int64)
 	pairs, _ := parts[1].([]any)
-	res := DueResult{Loaded: true, Total: total, Cards: make([]srs.Card, 0, len(pairs)/2)}
+	res := srs.DuePage{Loaded: true, Total: total, Cards: make([]srs.Card, 0, len(pairs)/2)}
 	for i := 0; i+1 < len(pairs); i += 2 {
 		id, _ := pairs[i].(string)
 		val, ok := pairs[i+1].(string)
@@ -169,82 +176,71 @@ func (c *Cache) Due(ctx context.Context, season, player, subject string, now int
 		}
 		card, err := decodeCard(season, player, questionOf(id), []byte(val))
 		if err != nil {
-			return DueResult{}, err
+			return srs.DuePage{}, err
 		}
 		res.Cards = append(res.Cards, card)
 	}
 	return res, nil
 }
 
-// ReadResult is the reply of Read.
-type ReadResult struct {
-	Loaded bool
-	Found  bool        // the card is cached
-	Card   srs.Card    // valid when Found
-	Raw    string      // the cached value, the expected value of Swap ("" when absent)
-	Dup    *srs.Review // the stored review when the review id was seen recently
-}
-
-// Read returns one card of a loaded user-season and, if reviewID is set,
-// the review stored under that id in the last ReviewIDTTL.
-func (c *Cache) Read(ctx context.Context, season, player, question, reviewID string) (ReadResult, error) {
-	k := c.keys(season, player)
-	v, err := readScript.Run(ctx, c.rdb, k, member(question), reviewID).Result()
+// Read returns one card record of a loaded user-season.
+func (c *Cache) Read(ctx context.Context, season, player, question string) (srs.CardRead, error) {
+	v, err := readScript.Run(ctx, c.rdb, c.keys(season, player), member(question)).Result()
 	if err != nil {
-		return ReadResult{}, fmt.Errorf("redis read: %w", err)
+		return srs.CardRead{}, fmt.Errorf("redis read: %w", err)
 	}
 	parts, ok := v.([]any)
 	if !ok || len(parts) == 0 {
-		return ReadResult{}, fmt.Errorf("redis read: unexpected reply %T", v)
+		return srs.CardRead{}, fmt.Errorf("redis read: unexpected reply %T", v)
 	}
 	if loaded, _ := parts[0].(int64); loaded == 0 {
-		return ReadResult{}, nil
+		return srs.CardRead{}, nil
 	}
-	res := ReadResult{Loaded: true}
+	res := srs.CardRead{Loaded: true}
 	if len(parts) > 1 {
 		if raw, ok := parts[1].(string); ok {
 			card, err := decodeCard(season, player, question, []byte(raw))
 			if err != nil {
-				return ReadResult{}, err
+				return srs.CardRead{}, err
 			}
-			res.Found, res.Card, res.Raw = true, card, raw
-		}
-	}
-	if len(parts) > 2 {
-		if raw, ok := parts[2].(string); ok {
-			r, err := decodeReview([]byte(raw))
-			if err != nil {
-				return ReadResult{}, fmt.Errorf("redis read: stored review %s: %w", reviewID, err)
-			}
-			res.Dup = &r
+			res.Found, res.Card, res.Token = true, card, raw
 		}
 	}
 	return res, nil
 }
 
 // Load writes a whole user-season read from the store, unless another load
-// got there first. It reports whether this call wrote the entry.
+// got there first. It reports whether this call wrote the entry. The player
+// is added to the season registry first, so the registry is always a
+// superset of the loaded users (ClearSeason misses none); a script cannot do
+// both, because in a cluster the registry lives in another slot.
 func (c *Cache) Load(ctx context.Context, season, player string, cards []srs.Card) (bool, error) {
-	args := make([]any, 0, 1+3*len(cards))
-	args = append(args, ms(c.opts.TTL))
-	for _, card := range cards {
-		val, err := encodeCard(card)
-		if err != nil {
-			return false, err
-		}
-		args = append(args, member(card.QuestionID), val, card.Due)
-	}
-	n, err := loadScript.Run(ctx, c.rdb, c.keys(season, player)[:2], args...).Int()
+	args, err := loadArgs(c.opts.TTL, cards)
 	if err != nil {
-		return false, fmt.Errorf("redis load: %w", err)
+		return false, err
 	}
-	// The season registry lists the users cached for a season, so a season's
-	// keys can be counted and cleared without scanning the keyspace. It is a
-	// superset: users whose entries expired stay until the season is cleared.
 	if err := c.rdb.SAdd(ctx, c.registryKey(season), player).Err(); err != nil {
 		return false, fmt.Errorf("redis season registry: %w", err)
 	}
+	n, err := loadScript.Run(ctx, c.rdb, c.keys(season, player), args...).Int()
+	if err != nil {
+		return false, fmt.Errorf("redis load: %w", err)
+	}
 	return n == 1, nil
+}
+
+// loadArgs are the load script's arguments for a user-season's cards.
+func loadArgs(ttl time.Duration, cards []srs.Card) ([]any, error) {
+	args := make([]any, 0, 1+3*len(cards))
+	args = append(args, ms(ttl))
+	for _, card := range cards {
+		val, err := encodeCard(card)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, member(card.QuestionID), val, card.Due)
+	}
+	return args, nil
 }
 
 // registryKey is the set of players cached for a season (its own slot).
@@ -295,35 +291,27 @@ func (c *Cache) MemoryUsed(ctx context.Context) (int64, error) {
 	return total.Load(), err
 }
 
-// SwapResult is the outcome of Swap.
-type SwapResult int
-
-// Outcomes of a compare-and-set.
-const (
-	SwapNotLoaded SwapResult = -1 // the user-season is no longer cached
-	SwapConflict  SwapResult = 0  // the card changed since it was read
-	SwapStored    SwapResult = 1
-)
-
-// Swap stores the card a review produced if the cached value is still
-// expected (ReadResult.Raw), and remembers the review under its id.
-func (c *Cache) Swap(ctx context.Context, expected string, r srs.Review) (SwapResult, error) {
-	val, err := encodeCard(r.Card())
+// Swap stores card if the cached record is still expected (a Token; "" for
+// absent). It is the compare-and-set of a review; sending the same Swap
+// twice is harmless: once one copy lands, the other conflicts.
+func (c *Cache) Swap(ctx context.Context, expected string, card srs.Card) (srs.SwapOutcome, error) {
+	val, err := encodeCard(card)
 	if err != nil {
 		return 0, err
 	}
-	stored := encodeReview(r)
-	n, err := swapScript.Run(ctx, c.rdb, c.keys(r.Season, r.Player), member(r.QuestionID), expected, val,
-		r.After.Due, ms(c.opts.TTL), r.ID, stored, ms(c.opts.ReviewIDTTL)).Int()
+	n, err := swapScript.Run(ctx, c.rdb, c.keys(card.Season, card.Player), member(card.QuestionID), expected, val,
+		card.Due, ms(c.opts.TTL)).Int()
 	if err != nil {
 		return 0, fmt.Errorf("redis swap: %w", err)
 	}
-	return SwapResult(n), nil
+	return srs.SwapOutcome(n), nil
 }
 
-// Invalidate deletes a user-season so the next read reloads it from the store.
+// Invalidate deletes a user-season (both key generations) so the next read
+// reloads it from the store.
 func (c *Cache) Invalidate(ctx context.Context, season, player string) error {
-	if err := c.rdb.Del(ctx, c.keys(season, player)...).Err(); err != nil {
+	keys := append(c.keys(season, player), c.legacyKeys(season, player)...)
+	if err := c.rdb.Del(ctx, keys...).Err(); err != nil {
 		return fmt.Errorf("redis invalidate: %w", err)
 	}
 	return nil

@@ -1,9 +1,11 @@
 package redis
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"os"
 	"testing"
 
@@ -48,7 +50,7 @@ func TestCodecRoundTrip(t *testing.T) {
 	t.Parallel()
 	for _, c := range []srs.Card{
 		card("q1", "math", 1_764_000_000_000),
-		{Season: "S", Player: "p", QuestionID: "q"},
+		{Season: "S", Player: "p", QuestionID: "q", Schedule: srs.Schedule{LastID: 1<<64 - 1, Recall: 0.25}},
 		card("q2", "", -5),
 	} {
 		v, err := encodeCard(c)
@@ -103,22 +105,23 @@ func TestDueLoadSwap(t *testing.T) {
 		t.Fatalf("due math: %+v", res)
 	}
 
-	rd, err := c.Read(ctx, "SEASON-2026", "p1", "q1", "rid-1")
-	if err != nil || !rd.Loaded || !rd.Found || rd.Dup != nil || rd.Card != cards[0] {
+	rd, err := c.Read(ctx, "SEASON-2026", "p1", "q1")
+	if err != nil || !rd.Loaded || !rd.Found || rd.Card != cards[0] {
 		t.Fatalf("read: %+v %v", rd, err)
 	}
 	r := srs.Review{ID: "rid-1", Season: "SEASON-2026", Player: "p1", QuestionID: "q1", Subject: "math", Grade: srs.Good,
 		Before: cards[0].Schedule, After: cards[0].Schedule}
 	r.After.Due = now + 86400000
 	r.After.Reps++
-	if got, err := c.Swap(ctx, rd.Raw, r); err != nil || got != SwapStored {
+	r.After.LastID, r.After.Recall = srs.ReviewHash(r.ID), 0.75
+	if got, err := c.Swap(ctx, rd.Token, r.Card()); err != nil || got != srs.SwapStored {
 		t.Fatalf("swap: %v %v", got, err)
 	}
-	if got, err := c.Swap(ctx, rd.Raw, r); err != nil || got != SwapConflict {
+	if got, err := c.Swap(ctx, rd.Token, r.Card()); err != nil || got != srs.SwapConflict {
 		t.Fatalf("stale swap: %v %v", got, err)
 	}
-	rd, err = c.Read(ctx, "SEASON-2026", "p1", "q1", "rid-1")
-	if err != nil || rd.Dup == nil || rd.Dup.After != r.After || rd.Card.Schedule != r.After {
+	rd, err = c.Read(ctx, "SEASON-2026", "p1", "q1")
+	if err != nil || rd.Card.Schedule != r.After {
 		t.Fatalf("read after swap: %+v %v", rd, err)
 	}
 	res, _ = c.Due(ctx, "SEASON-2026", "p1", "math", now, 10)
@@ -129,10 +132,10 @@ func TestDueLoadSwap(t *testing.T) {
 	if err := c.Invalidate(ctx, "SEASON-2026", "p1"); err != nil {
 		t.Fatal(err)
 	}
-	if rd, _ := c.Read(ctx, "SEASON-2026", "p1", "q1", ""); rd.Loaded {
+	if rd, _ := c.Read(ctx, "SEASON-2026", "p1", "q1"); rd.Loaded {
 		t.Fatal("invalidated user still loaded")
 	}
-	if got, _ := c.Swap(ctx, "", r); got != SwapNotLoaded {
+	if got, _ := c.Swap(ctx, "", r.Card()); got != srs.SwapNotLoaded {
 		t.Fatalf("swap on unloaded user: %v", got)
 	}
 }
@@ -220,13 +223,13 @@ func TestUUIDQuestionsThroughScripts(t *testing.T) {
 	if err != nil || res.Total != 2 || res.Cards[0] != a || res.Cards[1] != b {
 		t.Fatalf("due: %+v %v", res, err)
 	}
-	rd, err := c.Read(ctx, "SEASON-2026", "p1", q2, "")
+	rd, err := c.Read(ctx, "SEASON-2026", "p1", q2)
 	if err != nil || !rd.Found || rd.Card != b {
 		t.Fatalf("read: %+v %v", rd, err)
 	}
 	r := srs.Review{ID: "r", Season: "SEASON-2026", Player: "p1", QuestionID: q2, Subject: "m", Before: b.Schedule, After: b.Schedule}
 	r.After.Reps++
-	if got, err := c.Swap(ctx, rd.Raw, r); err != nil || got != SwapStored {
+	if got, err := c.Swap(ctx, rd.Token, r.Card()); err != nil || got != srs.SwapStored {
 		t.Fatalf("swap: %v %v", got, err)
 	}
 	all, loaded, err := c.UserCards(ctx, "SEASON-2026", "p1")
@@ -241,22 +244,47 @@ func TestUUIDQuestionsThroughScripts(t *testing.T) {
 	}
 }
 
-func TestReviewCodecRoundTrip(t *testing.T) {
+// FuzzDecodeCard: no input makes the decoder panic, and every value it
+// accepts re-encodes to the same bytes.
+func FuzzDecodeCard(f *testing.F) {
+	for _, c := range []srs.Card{card("q", "math", 5), {Topic: "t", Stage: "s"}} {
+		c.LastID, c.Recall = 42, 0.5
+		b, _ := encodeCard(c)
+		f.Add(b)
+	}
+	f.Add([]byte{})
+	f.Add([]byte{1, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := decodeCard("s", "p", "q", b)
+		if err != nil {
+			if !errors.Is(err, errBadValue) {
+				t.Fatalf("error %v does not wrap errBadValue", err)
+			}
+			return
+		}
+		again, err := encodeCard(c)
+		if err != nil {
+			t.Fatalf("a decoded record does not encode: %+v %v", c, err)
+		}
+		c2, err := decodeCard("s", "p", "q", again)
+		if err != nil {
+			t.Fatalf("re-decode of %x: %v", again, err)
+		}
+		if third, _ := encodeCard(c2); !bytes.Equal(third, again) {
+			t.Fatalf("encoding not stable: %x then %x", again, third)
+		}
+	})
+}
+
+// A release-1 record (format 1) is refused with an error, never a panic:
+// release 2 keeps its own keys, so meeting one means a damaged value.
+func TestFormatOneRefused(t *testing.T) {
 	t.Parallel()
-	r := srs.Review{ID: "01a2-ß", Season: "SEASON-2026", Player: "p", QuestionID: "6f1c2a8e-3b4d-4c5e-9f60-718293a4b5c6",
-		Subject: "math", Topic: "", Stage: "s1", Sidecar: "host:6380", Grade: srs.Hard, ReviewedAt: 1_764_000_000_123,
-		DurationMS: 4200, ElapsedDays: 12,
-		Before: srs.Schedule{State: srs.StateReview, Step: 0, Stability: 1.0 / 3, Difficulty: 9.999999, Due: -1, LastReview: 1, Reps: 7, Lapses: 2},
-		After:  srs.Schedule{State: srs.StateRelearning, Step: 1, Stability: 36500, Difficulty: 1, Due: 1 << 50, LastReview: 1_764_000_000_123, Reps: 8, Lapses: 3}}
-	b := encodeReview(r)
-	got, err := decodeReview(b)
-	if err != nil || got != r {
-		t.Fatalf("round trip: %+v %v", got, err)
+	v1 := []byte{1, 0, 2, 0}
+	if _, err := decodeCard("s", "p", "q", v1); !errors.Is(err, errBadValue) {
+		t.Fatalf("format-1 record: %v", err)
 	}
-	if len(b) > 200 {
-		t.Errorf("stored review is %d bytes", len(b))
-	}
-	if _, err := decodeReview(b[:len(b)-3]); err == nil {
-		t.Error("a truncated review decoded")
+	if _, err := decodeCard("s", "p", "q", nil); !errors.Is(err, errBadValue) {
+		t.Fatalf("empty record: %v", err)
 	}
 }

@@ -4,25 +4,29 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/google/uuid"
 	"math"
 
-	"github.com/srsproxy/srsproxy/internal/wire"
+	"github.com/google/uuid"
+
 	"github.com/srsproxy/srsproxy/srs"
 )
 
-// The cached card is one binary string per card, the value of the user's card
-// hash. Layout (format 1):
+// The cached card record is one binary string per card, the value of the
+// user's card hash (docs/CORE.md §1). Layout (format 2):
 //
 //	[0]      format version
 //	[1]      subject length n, then n subject bytes (first, so the due script
 //	         can filter by subject with one string comparison)
 //	         state u8, step u8, stability f64, difficulty f64 (little endian),
 //	         due, last review (zig-zag varints, unix ms), reps, lapses (uvarints),
+//	         last review id hash u64, recall f32 (little endian),
 //	         topic and stage (u8 length + bytes)
 //
-// Strings are capped at 255 bytes by the command layer.
-const formatVersion = 1
+// Format 1 (release 1) had no id hash and no recall; release 2 keeps its
+// records under other key names (keys), so it never meets one, and refuses
+// one as malformed if it does. Strings are capped at 255 bytes by the
+// command layer.
+const formatVersion = 2
 
 // maxLabel is the longest subject, topic or stage the format can hold.
 const maxLabel = math.MaxUint8
@@ -35,13 +39,17 @@ func appendLabel(b []byte, s string) []byte {
 }
 
 // encodeCard packs the cached part of c (the question id is the hash field).
+// Recall is stored as a float32: the engine rounds it so when it computes it.
 func encodeCard(c srs.Card) ([]byte, error) {
 	for _, s := range [...]string{c.Subject, c.Topic, c.Stage} {
 		if len(s) > maxLabel {
 			return nil, fmt.Errorf("label %q longer than %d bytes", s[:16], maxLabel)
 		}
 	}
-	b := make([]byte, 0, 48+len(c.Subject)+len(c.Topic)+len(c.Stage))
+	if c.State < 0 || c.Step < 0 || c.Step > math.MaxUint8 || c.Reps < 0 || c.Lapses < 0 {
+		return nil, fmt.Errorf("card %s/%s: state, step, reps or lapses out of range", c.Player, c.QuestionID)
+	}
+	b := make([]byte, 0, 56+len(c.Subject)+len(c.Topic)+len(c.Stage))
 	b = append(b, formatVersion)
 	b = appendLabel(b, c.Subject)
 	b = append(b, byte(c.State), byte(c.Step))
@@ -51,6 +59,8 @@ func encodeCard(c srs.Card) ([]byte, error) {
 	b = binary.AppendVarint(b, c.LastReview)
 	b = binary.AppendUvarint(b, uint64(c.Reps))
 	b = binary.AppendUvarint(b, uint64(c.Lapses))
+	b = binary.LittleEndian.AppendUint64(b, c.LastID)
+	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(c.Recall)))
 	b = appendLabel(b, c.Topic)
 	b = appendLabel(b, c.Stage)
 	return b, nil
@@ -82,15 +92,17 @@ func (r *reader) label() string {
 	return s
 }
 
-func (r *reader) float() float64 {
-	if r.err != nil || len(r.b) < 8 {
+func (r *reader) fixed(n int) []byte {
+	if r.err != nil || len(r.b) < n {
 		r.err = errBadValue
-		return 0
+		return make([]byte, n)
 	}
-	v := math.Float64frombits(binary.LittleEndian.Uint64(r.b))
-	r.b = r.b[8:]
+	v := r.b[:n]
+	r.b = r.b[n:]
 	return v
 }
+
+func (r *reader) float() float64 { return math.Float64frombits(binary.LittleEndian.Uint64(r.fixed(8))) }
 
 func (r *reader) varint() int64 {
 	v, n := binary.Varint(r.b)
@@ -112,11 +124,13 @@ func (r *reader) uvarint() int {
 	return int(v)
 }
 
-// decodeCard unpacks a cached card value; season, player and question come from the key.
+// decodeCard unpacks a cached card value; season, player and question come
+// from the key. Any value that is not exactly one format-2 record (empty,
+// short, long, another format) is an error wrapping errBadValue.
 func decodeCard(season, player, question string, v []byte) (srs.Card, error) {
 	r := reader{b: v}
-	if r.byte() != formatVersion {
-		return srs.Card{}, fmt.Errorf("%w: format %d", errBadValue, v[0])
+	if f := r.byte(); r.err != nil || f != formatVersion {
+		return srs.Card{}, fmt.Errorf("card %s/%s/%s: %w: format %d", season, player, question, errBadValue, f)
 	}
 	c := srs.Card{Season: season, Player: player, QuestionID: question}
 	c.Subject = r.label()
@@ -128,6 +142,8 @@ func decodeCard(season, player, question string, v []byte) (srs.Card, error) {
 	c.LastReview = r.varint()
 	c.Reps = r.uvarint()
 	c.Lapses = r.uvarint()
+	c.LastID = binary.LittleEndian.Uint64(r.fixed(8))
+	c.Recall = float64(math.Float32frombits(binary.LittleEndian.Uint32(r.fixed(4))))
 	c.Topic = r.label()
 	c.Stage = r.label()
 	if r.err == nil && len(r.b) != 0 {
@@ -162,22 +178,4 @@ func questionOf(m string) string {
 	var u uuid.UUID
 	copy(u[:], m[1:])
 	return u.String()
-}
-
-// reviewFormat starts a stored review (the review-id hash's values): the
-// format byte, then the review in package wire's encoding, the one the queue
-// uses (~120 bytes where JSON took ~650).
-const reviewFormat = 1
-
-// encodeReview packs a review for the review-id hash.
-func encodeReview(r srs.Review) []byte {
-	return wire.AppendReview(append(make([]byte, 0, 160), reviewFormat), r)
-}
-
-// decodeReview unpacks encodeReview.
-func decodeReview(v []byte) (srs.Review, error) {
-	if len(v) == 0 || v[0] != reviewFormat {
-		return srs.Review{}, fmt.Errorf("%w: stored review format", errBadValue)
-	}
-	return wire.DecodeReview(v[1:])
 }

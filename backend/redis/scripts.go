@@ -63,14 +63,12 @@ end
 return {total, out}
 `)
 
-// readScript: KEYS card hash, due set, recent review ids; ARGV question, review id.
-// Returns {0} when not loaded, else {1, card value or nil, stored review or nil}.
+// readScript: KEYS card hash, due set; ARGV question.
+// Returns {0} when not loaded, else {1, card record or nil}.
 var readScript = goredis.NewScript(loadedCheck + `
-local c, d, r = KEYS[1], KEYS[2], KEYS[3]
+local c, d = KEYS[1], KEYS[2]
 if not loaded(c, d) then return {0} end
-local dup = false
-if ARGV[2] ~= '' then dup = redis.call('HGET', r, ARGV[2]) end
-return {1, redis.call('HGET', c, ARGV[1]), dup}
+return {1, redis.call('HGET', c, ARGV[1])}
 `)
 
 // loadScript: KEYS card hash, due set; ARGV ttl ms, then (id, value, due) triples.
@@ -102,12 +100,12 @@ redis.call('PEXPIRE', d, ARGV[1])
 return 1
 `)
 
-// swapScript: KEYS card hash, due set, recent review ids; ARGV question,
-// expected current value ("" for absent), new value, new due, ttl ms, review
-// id, stored review, review-id ttl ms. The compare-and-set of a review:
-// returns -1 when not loaded, 0 when the card changed since it was read, 1 when stored.
+// swapScript: KEYS card hash, due set; ARGV question, expected current
+// record ("" for absent), new record, new due, ttl ms. The compare-and-set of
+// a review: returns -1 when not loaded, 0 when the card is no longer the
+// expected one, 1 when stored.
 var swapScript = goredis.NewScript(loadedCheck + `
-local c, d, r = KEYS[1], KEYS[2], KEYS[3]
+local c, d = KEYS[1], KEYS[2]
 if not loaded(c, d) then return -1 end
 local cur = redis.call('HGET', c, ARGV[1])
 if (cur or '') ~= ARGV[2] then return 0 end
@@ -115,10 +113,6 @@ redis.call('HSET', c, ARGV[1], ARGV[3])
 redis.call('ZADD', d, ARGV[4], ARGV[1])
 redis.call('PEXPIRE', c, ARGV[5])
 redis.call('PEXPIRE', d, ARGV[5])
-if ARGV[6] ~= '' then
-  redis.call('HSET', r, ARGV[6], ARGV[7])
-  redis.call('PEXPIRE', r, ARGV[8])
-end
 return 1
 `)
 
@@ -159,5 +153,13 @@ redis.call('PEXPIRE', d, ARGV[1])
 return n
 `)
 
+// cardsScript: KEYS card hash, due set; ARGV questions. Returns {0} when not
+// loaded, else {1, {record or nil, ...}} in the order asked.
+var cardsScript = goredis.NewScript(loadedCheck + `
+local c, d = KEYS[1], KEYS[2]
+if not loaded(c, d) then return {0} end
+return {1, redis.call('HMGET', c, unpack(ARGV))}
+`)
+
 // allScripts are loaded into every server's script cache at start.
-var allScripts = []*goredis.Script{dueScript, readScript, loadScript, swapScript, userScript, putScript}
+var allScripts = []*goredis.Script{dueScript, readScript, loadScript, swapScript, userScript, putScript, cardsScript}

@@ -2,6 +2,8 @@ package redis
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -10,17 +12,10 @@ import (
 	"github.com/srsproxy/srsproxy/srs"
 )
 
-// CachedCard is a card as the cache holds it, with its raw value for a
-// compare-and-set.
-type CachedCard struct {
-	Card srs.Card
-	Raw  string
-}
-
 // UserCards returns every cached card of a user-season; loaded is false when
 // the user-season is not cached.
-func (c *Cache) UserCards(ctx context.Context, season, player string) (map[string]CachedCard, bool, error) {
-	v, err := userScript.Run(ctx, c.rdb, c.keys(season, player)[:2]).Result()
+func (c *Cache) UserCards(ctx context.Context, season, player string) (map[string]srs.CachedCard, bool, error) {
+	v, err := userScript.Run(ctx, c.rdb, c.keys(season, player)).Result()
 	if err != nil {
 		return nil, false, fmt.Errorf("redis user cards: %w", err)
 	}
@@ -32,7 +27,7 @@ func (c *Cache) UserCards(ctx context.Context, season, player string) (map[strin
 		return nil, false, nil
 	}
 	pairs, _ := parts[1].([]any)
-	out := make(map[string]CachedCard, len(pairs)/2)
+	out := make(map[string]srs.CachedCard, len(pairs)/2)
 	for i := 0; i+1 < len(pairs); i += 2 {
 		id, _ := pairs[i].(string)
 		raw, _ := pairs[i+1].(string)
@@ -41,20 +36,51 @@ func (c *Cache) UserCards(ctx context.Context, season, player string) (map[strin
 		if err != nil {
 			return nil, false, err
 		}
-		out[q] = CachedCard{Card: card, Raw: raw}
+		out[q] = srs.CachedCard{Card: card, Token: raw}
 	}
 	return out, true, nil
 }
 
-// Put is one card to write if the cache still holds Expected ("" = absent).
-type Put struct {
-	Expected string
-	Card     srs.Card
+// Cards returns some cached cards of a user-season (absent ones are left
+// out); loaded is false when the user-season is not cached.
+func (c *Cache) Cards(ctx context.Context, season, player string, questions []string) (map[string]srs.CachedCard, bool, error) {
+	if len(questions) == 0 {
+		return nil, false, nil
+	}
+	args := make([]any, len(questions))
+	for i, q := range questions {
+		args[i] = member(q)
+	}
+	v, err := cardsScript.Run(ctx, c.rdb, c.keys(season, player), args...).Result()
+	if err != nil {
+		return nil, false, fmt.Errorf("redis cards: %w", err)
+	}
+	parts, ok := v.([]any)
+	if !ok || len(parts) == 0 {
+		return nil, false, fmt.Errorf("redis cards: unexpected reply %T", v)
+	}
+	if n, _ := parts[0].(int64); n == 0 {
+		return nil, false, nil
+	}
+	vals, _ := parts[1].([]any)
+	out := make(map[string]srs.CachedCard, len(vals))
+	for i, val := range vals {
+		raw, ok := val.(string)
+		if !ok || i >= len(questions) {
+			continue
+		}
+		card, err := decodeCard(season, player, questions[i], []byte(raw))
+		if err != nil {
+			return nil, false, err
+		}
+		out[questions[i]] = srs.CachedCard{Card: card, Token: raw}
+	}
+	return out, true, nil
 }
 
 // PutIfUnchanged writes cards of one loaded user-season whose cached value is
 // still the expected one, and returns how many it wrote (-1: not loaded).
-func (c *Cache) PutIfUnchanged(ctx context.Context, season, player string, puts []Put) (int, error) {
+func (c *Cache) PutIfUnchanged(ctx context.Context, season, player string, puts []srs.CardPut) (int, error) {
 	args := make([]any, 0, 1+4*len(puts))
 	args = append(args, ms(c.opts.TTL))
 	for _, p := range puts {
@@ -64,7 +90,7 @@ func (c *Cache) PutIfUnchanged(ctx context.Context, season, player string, puts 
 		}
 		args = append(args, member(p.Card.QuestionID), p.Expected, val, p.Card.Due)
 	}
-	n, err := putScript.Run(ctx, c.rdb, c.keys(season, player)[:2], args...).Int()
+	n, err := putScript.Run(ctx, c.rdb, c.keys(season, player), args...).Int()
 	if err != nil {
 		return 0, fmt.Errorf("redis put: %w", err)
 	}
@@ -77,35 +103,32 @@ func (c *Cache) PutIfUnchanged(ctx context.Context, season, player string, puts 
 func (c *Cache) LoadMany(ctx context.Context, season string, users map[string][]srs.Card) (map[string]bool, error) {
 	cmds := make(map[string]*goredis.Cmd, len(users))
 	argv := make(map[string][]any, len(users))
-	var adds []*goredis.IntCmd
+	players := make([]any, 0, len(users))
 	for player, cards := range users {
-		args := make([]any, 0, 1+3*len(cards))
-		args = append(args, ms(c.opts.TTL))
-		for _, card := range cards {
-			val, err := encodeCard(card)
-			if err != nil {
-				return nil, err
-			}
-			args = append(args, member(card.QuestionID), val, card.Due)
+		args, err := loadArgs(c.opts.TTL, cards)
+		if err != nil {
+			return nil, err
 		}
 		argv[player] = args
+		players = append(players, player)
+	}
+	if len(players) == 0 {
+		return map[string]bool{}, nil
+	}
+	// Registered before any key exists, as in Load.
+	if err := c.rdb.SAdd(ctx, c.registryKey(season), players...).Err(); err != nil {
+		return nil, fmt.Errorf("redis season registry: %w", err)
 	}
 	_, err := c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		for player, args := range argv {
 			// EVALSHA: LoadScripts put the script on every server; a
 			// pipeline cannot fall back to EVAL per command.
-			cmds[player] = loadScript.EvalSha(ctx, p, c.keys(season, player)[:2], args...)
-			adds = append(adds, p.SAdd(ctx, c.registryKey(season), player))
+			cmds[player] = loadScript.EvalSha(ctx, p, c.keys(season, player), args...)
 		}
 		return nil
 	})
 	if err != nil && !isNoScript(err) {
 		return nil, fmt.Errorf("redis load many: %w", err)
-	}
-	for _, cmd := range adds {
-		if err := cmd.Err(); err != nil {
-			return nil, fmt.Errorf("redis season registry: %w", err)
-		}
 	}
 	out := make(map[string]bool, len(cmds))
 	for player, cmd := range cmds {
@@ -113,7 +136,7 @@ func (c *Cache) LoadMany(ctx context.Context, season string, users map[string][]
 		if isNoScript(err) {
 			// A server without the script (a replica promoted, or a node
 			// restarted, since LoadScripts): this call loads it there.
-			n, err = loadScript.Run(ctx, c.rdb, c.keys(season, player)[:2], argv[player]...).Int()
+			n, err = loadScript.Run(ctx, c.rdb, c.keys(season, player), argv[player]...).Int()
 		}
 		if err != nil {
 			return nil, fmt.Errorf("redis load many: %w", err)
@@ -155,7 +178,7 @@ func (c *Cache) ClearSeason(ctx context.Context, season string) (int64, error) {
 			cmds := make([]*goredis.IntCmd, 0, len(players))
 			_, err := c.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
 				for _, player := range players {
-					for _, k := range c.keys(season, player) {
+					for _, k := range append(c.keys(season, player), c.legacyKeys(season, player)...) {
 						cmds = append(cmds, p.Del(ctx, k)) // one key per DEL: a cluster routes each
 					}
 				}
@@ -177,4 +200,48 @@ func (c *Cache) ClearSeason(ctx context.Context, season string) (int64, error) {
 		return deleted, fmt.Errorf("redis clear season registry: %w", err)
 	}
 	return deleted + n, nil
+}
+
+// seasonSnapshotVersion is the format of a season-settings snapshot.
+const seasonSnapshotVersion = 1
+
+type seasonSnapshot struct {
+	Version int        `json:"v"`
+	Season  srs.Season `json:"season"`
+}
+
+// snapshotKey holds a season's settings as last read from MariaDB (the
+// registry's slot).
+func (c *Cache) snapshotKey(season string) string {
+	return c.opts.Prefix + ":season:{" + season + "}:settings"
+}
+
+// PutSeasonSnapshot stores a season's settings, so a sidecar that starts (or
+// meets the season first) while MariaDB is down can still serve it.
+func (c *Cache) PutSeasonSnapshot(ctx context.Context, s srs.Season) error {
+	b, err := json.Marshal(seasonSnapshot{Version: seasonSnapshotVersion, Season: s})
+	if err != nil {
+		return err
+	}
+	if err := c.rdb.Set(ctx, c.snapshotKey(s.Name), b, 0).Err(); err != nil {
+		return fmt.Errorf("redis season snapshot: %w", err)
+	}
+	return nil
+}
+
+// SeasonSnapshot returns the settings PutSeasonSnapshot stored; ok is false
+// when there are none (or of a format this release does not read).
+func (c *Cache) SeasonSnapshot(ctx context.Context, season string) (srs.Season, bool, error) {
+	b, err := c.rdb.Get(ctx, c.snapshotKey(season)).Bytes()
+	if errors.Is(err, goredis.Nil) {
+		return srs.Season{}, false, nil
+	}
+	if err != nil {
+		return srs.Season{}, false, fmt.Errorf("redis season snapshot: %w", err)
+	}
+	var snap seasonSnapshot
+	if err := json.Unmarshal(b, &snap); err != nil || snap.Version != seasonSnapshotVersion || snap.Season.Name != season {
+		return srs.Season{}, false, nil // unreadable: as if absent (MariaDB is the truth)
+	}
+	return snap.Season, true, nil
 }

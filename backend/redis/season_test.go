@@ -26,10 +26,10 @@ func TestUserCardsAndPut(t *testing.T) {
 	}
 	newer := a
 	newer.Reps, newer.Due = 9, 5000
-	n, err := c.PutIfUnchanged(ctx, "SEASON-2026", "u", []Put{
-		{Expected: got["q1"].Raw, Card: newer}, // still as read: written
-		{Expected: "", Card: b},                // absent as expected: written
-		{Expected: "stale", Card: a},           // changed since: left alone
+	n, err := c.PutIfUnchanged(ctx, "SEASON-2026", "u", []srs.CardPut{
+		{Expected: got["q1"].Token, Card: newer}, // still as read: written
+		{Expected: "", Card: b},                  // absent as expected: written
+		{Expected: "stale", Card: a},             // changed since: left alone
 	})
 	if err != nil || n != 2 {
 		t.Fatalf("put: %d %v", n, err)
@@ -81,5 +81,43 @@ func TestLoadManySampleClear(t *testing.T) {
 	}
 	if res, _ := c.Due(ctx, "SEASON-2026-OTHER", "u0", "", 10, 5); !res.Loaded {
 		t.Fatal("another season's user was cleared")
+	}
+}
+
+func TestSeasonSnapshot(t *testing.T) {
+	t.Parallel()
+	c := testCache(t)
+	ctx := context.Background()
+	if _, ok, err := c.SeasonSnapshot(ctx, "SEASON-2026-SNAP"); ok || err != nil {
+		t.Fatalf("snapshot before any: %v %v", ok, err)
+	}
+	s := srs.Season{Name: "SEASON-2026-SNAP", IsActive: true, EnableCache: true, Scheduler: srs.DefaultSchedulerConfig()}
+	if err := c.PutSeasonSnapshot(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := c.SeasonSnapshot(ctx, s.Name)
+	if err != nil || !ok || got.Name != s.Name || !got.IsActive || got.Scheduler.DesiredRetention != 0.9 || len(got.Scheduler.LearningSteps) != 2 {
+		t.Fatalf("snapshot: %+v %v %v", got, ok, err)
+	}
+	c.rdb.Set(ctx, c.snapshotKey(s.Name), `{"v":99}`, 0)
+	if _, ok, err := c.SeasonSnapshot(ctx, s.Name); ok || err != nil {
+		t.Fatalf("a snapshot of an unknown format must read as absent: %v %v", ok, err)
+	}
+}
+
+func TestCards(t *testing.T) {
+	t.Parallel()
+	c := testCache(t)
+	ctx := context.Background()
+	if _, loaded, err := c.Cards(ctx, "SEASON-2026", "p1", []string{"q1"}); loaded || err != nil {
+		t.Fatalf("cards of an unloaded user: %v %v", loaded, err)
+	}
+	a := card("q1", "m", 100)
+	if _, err := c.Load(ctx, "SEASON-2026", "p1", []srs.Card{a}); err != nil {
+		t.Fatal(err)
+	}
+	got, loaded, err := c.Cards(ctx, "SEASON-2026", "p1", []string{"q1", "absent"})
+	if err != nil || !loaded || len(got) != 1 || got["q1"].Card != a || got["q1"].Token == "" {
+		t.Fatalf("cards: %+v %v %v", got, loaded, err)
 	}
 }

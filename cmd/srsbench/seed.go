@@ -203,8 +203,12 @@ func measureMemory(addr, prefix string, ds *dataset, users []int) (MemoryFigure,
 		return MemoryFigure{}, fmt.Errorf("no cached users")
 	}
 	var state, due int64
-	key := func(u int, suffix string) string {
-		return prefix + ":{" + ds.Season + "|" + ds.player(u) + "}:" + suffix
+	key := func(u int, which string) string {
+		k := rcache.UserKeys(prefix, ds.Season, ds.player(u))
+		if which == "d" {
+			return k[1]
+		}
+		return k[0]
 	}
 	for _, u := range users {
 		c.send("MEMORY", "USAGE", key(u, "c"), "SAMPLES", "0")

@@ -16,7 +16,8 @@ import (
 )
 
 // Acked is one acknowledged review: the proof obligation of invariant 1.
-type Acked struct{ Season, ReviewID string }
+// Review ids are scoped to their card.
+type Acked struct{ Season, Player, Question, ReviewID string }
 
 // AuditReport is what an audit found.
 type AuditReport struct {
@@ -39,7 +40,7 @@ func (r *AuditReport) problem(format string, a ...any) {
 	}
 }
 
-// ReadAcked parses "season review_id" lines.
+// ReadAcked parses "season player question review_id" lines.
 func ReadAcked(rd io.Reader) ([]Acked, error) {
 	var out []Acked
 	sc := bufio.NewScanner(rd)
@@ -48,10 +49,10 @@ func ReadAcked(rd io.Reader) ([]Acked, error) {
 		if len(f) == 0 {
 			continue
 		}
-		if len(f) != 2 {
-			return nil, fmt.Errorf("line %d: want 'season review_id'", n)
+		if len(f) != 4 {
+			return nil, fmt.Errorf("line %d: want 'season player question review_id'", n)
 		}
-		out = append(out, Acked{Season: f[0], ReviewID: f[1]})
+		out = append(out, Acked{Season: f[0], Player: f[1], Question: f[2], ReviewID: f[3]})
 	}
 	return out, sc.Err()
 }
@@ -61,9 +62,9 @@ func ReadAcked(rd io.Reader) ([]Acked, error) {
 // reviewed_at order with the season's scheduler.
 func Audit(ctx context.Context, store *mariadb.Store, acked []Acked) (AuditReport, error) {
 	rep := AuditReport{Acked: len(acked)}
-	bySeason := map[string][]string{}
+	bySeason := map[string][]mariadb.ReviewKey{}
 	for _, a := range acked {
-		bySeason[a.Season] = append(bySeason[a.Season], a.ReviewID)
+		bySeason[a.Season] = append(bySeason[a.Season], mariadb.ReviewKey{Player: a.Player, Question: a.Question, ID: a.ReviewID})
 	}
 	for season, ids := range bySeason {
 		for len(ids) > 0 {
@@ -77,10 +78,10 @@ func Audit(ctx context.Context, store *mariadb.Store, acked []Acked) (AuditRepor
 				switch n := counts[id]; {
 				case n == 0:
 					rep.Missing++
-					rep.problem("missing: %s %s", season, id)
+					rep.problem("missing: %s %+v", season, id)
 				case n > 1:
 					rep.Doubled++
-					rep.problem("logged %d times: %s %s", n, season, id)
+					rep.problem("logged %d times: %s %+v", n, season, id)
 				}
 			}
 		}
@@ -127,7 +128,7 @@ func sameSchedule(a, b srs.Schedule) bool {
 func runAudit(args []string) int {
 	fs := flag.NewFlagSet("srsproxy audit", flag.ContinueOnError)
 	dsn := fs.String("mysql", "root@tcp(127.0.0.1:3306)/srs", "MariaDB DSN")
-	ackedPath := fs.String("acked", "", "file of acknowledged reviews, one 'season review_id' per line")
+	ackedPath := fs.String("acked", "", "file of acknowledged reviews, one 'season player question review_id' per line")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

@@ -26,7 +26,7 @@ type Config struct {
 	RedisPassword   string        //
 	RedisPrefix     string        // key prefix in the upstream Redis
 	CacheTTL        time.Duration // sliding expiry of an idle user-season
-	ReviewIDWindow  time.Duration // how long the cache remembers review ids
+	ReviewIDWindow  time.Duration // deprecated (release 1's review-id memory); accepted and ignored
 	MySQL           string        // MariaDB DSN; the database is created if missing
 	MySQLReplica    string        // optional read-only replica DSN for Safe Mode due lists and archive reads
 	QueueDir        string        // durable local queue
@@ -63,7 +63,6 @@ func (c Config) withDefaults() Config {
 	}
 	c.RedisPrefix = cmp.Or(c.RedisPrefix, "srs")
 	c.CacheTTL = cmp.Or(c.CacheTTL, 24*time.Hour)
-	c.ReviewIDWindow = cmp.Or(c.ReviewIDWindow, time.Hour)
 	c.MySQL = cmp.Or(c.MySQL, "root@tcp(127.0.0.1:3306)/srs")
 	c.QueueDir = cmp.Or(c.QueueDir, "./data/queue")
 	c.QueueMaxBytes = cmp.Or(c.QueueMaxBytes, 1<<30)
@@ -120,7 +119,6 @@ func (c Config) Validate() error {
 	check(c.Fsync == "always" || c.Fsync == "interval", "--fsync must be always or interval, got %q", c.Fsync)
 	check(c.FsyncInterval > 0 && c.FsyncInterval <= 10*time.Second, "--fsync-interval must be in (0, 10s], got %s", c.FsyncInterval)
 	check(c.CacheTTL >= time.Minute, "--cache-ttl must be at least 1m, got %s", c.CacheTTL)
-	check(c.ReviewIDWindow >= time.Minute && c.ReviewIDWindow <= 7*24*time.Hour, "--review-id-window must be in [1m, 168h], got %s", c.ReviewIDWindow)
 	check(c.LogFormat == "text" || c.LogFormat == "json", "--log-format must be text or json, got %q", c.LogFormat)
 	check(c.ShutdownTimeout > 0, "--shutdown-timeout must be positive")
 	check(c.RedisTimeout >= 10*time.Millisecond && c.RedisTimeout <= 10*time.Second, "--redis-timeout must be in [10ms, 10s], got %s", c.RedisTimeout)
@@ -250,7 +248,7 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&c.RedisPassword, "redis-password", "", "upstream Redis password")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", "", "key prefix in the upstream Redis (default srs)")
 	fs.DurationVar(&c.CacheTTL, "cache-ttl", 0, "sliding expiry of an idle user's cache entry (default 24h)")
-	fs.DurationVar(&c.ReviewIDWindow, "review-id-window", 0, "how long the cache remembers review ids for retries; older AT values are checked in MariaDB (default 1h)")
+	fs.DurationVar(&c.ReviewIDWindow, "review-id-window", 0, "deprecated and ignored: release 2 recognises retries from the card record (docs/CORE.md)")
 	fs.StringVar(&c.MySQL, "mysql", "", "MariaDB DSN (default root@tcp(127.0.0.1:3306)/srs)")
 	fs.StringVar(&c.MySQLReplica, "mysql-replica", "", "optional read-only MariaDB replica DSN: Safe Mode SRS.DUE and archive reads go there, never the reads before a review")
 	fs.StringVar(&c.QueueDir, "queue-dir", "", "durable local queue directory (default ./data/queue)")

@@ -15,7 +15,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -38,6 +37,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/srsproxy/srsproxy/backend/mariadb"
+	rcache "github.com/srsproxy/srsproxy/backend/redis"
 	"github.com/srsproxy/srsproxy/internal/faults"
 	"github.com/srsproxy/srsproxy/srs"
 	"github.com/srsproxy/srsproxy/writebehind"
@@ -216,7 +216,6 @@ func loadClient(addr string) *goredis.Client {
 // ack is one acknowledged review and what its reply said.
 type ack struct {
 	Acked
-	Player, Question string
 	Reps, LastReview int64
 	At               time.Time // when the reply arrived
 }
@@ -379,7 +378,7 @@ func review(c *goredis.Client, l *ledger, season, player, question string, grade
 		err := fmt.Errorf("SRS.REVIEW %s %s: unexpected reply %v", player, question, v)
 		return l.fail(err), err
 	}
-	l.ack(ack{Acked: Acked{Season: season, ReviewID: id}, Player: player, Question: question,
+	l.ack(ack{Acked: Acked{Season: season, Player: player, Question: question, ReviewID: id},
 		Reps: reps, LastReview: last, At: time.Now()})
 	return "", nil
 }
@@ -519,9 +518,9 @@ func waitDrained(t *testing.T, st *mariadb.Store, acked []Acked, dirs ...string)
 	t.Helper()
 	start := time.Now()
 	deadline := start.Add(drainDeadline)
-	bySeason := map[string][]string{}
+	bySeason := map[string][]mariadb.ReviewKey{}
 	for _, a := range acked {
-		bySeason[a.Season] = append(bySeason[a.Season], a.ReviewID)
+		bySeason[a.Season] = append(bySeason[a.Season], mariadb.ReviewKey{Player: a.Player, Question: a.Question, ID: a.ReviewID})
 	}
 	var why string
 	for {
@@ -733,7 +732,7 @@ func TestDurabilityKill9(t *testing.T) {
 	// The binary's audit subcommand, as an operator would run it.
 	var buf bytes.Buffer
 	for _, a := range l.acked() {
-		fmt.Fprintf(&buf, "%s %s\n", a.Season, a.ReviewID)
+		fmt.Fprintf(&buf, "%s %s %s %s\n", a.Season, a.Player, a.Question, a.ReviewID)
 	}
 	ackedFile := filepath.Join(t.TempDir(), "acked.txt")
 	if err := os.WriteFile(ackedFile, buf.Bytes(), 0o600); err != nil {
@@ -765,36 +764,37 @@ func lastLine(b []byte) string {
 	return lines[len(lines)-1]
 }
 
-// phantomReviews returns the reviews the sidecar stored in the upstream
-// Redis's recent-review hashes of these players that are not in the review log.
+// phantomReviews returns the cached card states of these players whose last
+// review (the record's last id) is not in the review log: a review the cache
+// shows that no queue made durable.
 func phantomReviews(t *testing.T, e testEnv, st *mariadb.Store, season string, players []string) []srs.Review {
 	t.Helper()
 	ctx := context.Background()
-	rdb := goredis.NewClient(&goredis.Options{Addr: e.Redis})
-	defer rdb.Close()
+	cache, err := rcache.New(rcache.Options{Addrs: []string{e.Redis}, Prefix: e.Prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
 	var out []srs.Review
 	for _, p := range players {
-		recent, err := rdb.HGetAll(ctx, e.Prefix+":{"+season+"|"+p+"}:r").Result()
+		cards, loaded, err := cache.UserCards(ctx, season, p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ids := make([]string, 0, len(recent))
-		for id := range recent {
-			ids = append(ids, id)
+		if !loaded {
+			continue
 		}
-		logged, err := st.ReviewIDs(ctx, season, ids)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for id, raw := range recent {
-			if logged[id] > 0 {
+		for q, c := range cards {
+			if c.Card.LastID == 0 {
 				continue
 			}
-			var r srs.Review
-			if err := json.Unmarshal([]byte(raw), &r); err != nil {
-				t.Fatalf("recent review %s: %v", id, err)
+			log, err := st.ReviewLog(ctx, season, p, q)
+			if err != nil {
+				t.Fatal(err)
 			}
-			out = append(out, r)
+			if !slices.ContainsFunc(log, func(r srs.Review) bool { return srs.ReviewHash(r.ID) == c.Card.LastID }) {
+				out = append(out, srs.Review{ID: fmt.Sprintf("#%x", c.Card.LastID), Season: season, Player: p, QuestionID: q, After: c.Card.Schedule})
+			}
 		}
 	}
 	return out
@@ -941,35 +941,118 @@ func TestOutageAcksAfterSeasonTTL(t *testing.T) {
 	auditClean(t, st, l.acked())
 }
 
-// TestOutageRetriedReviewIDForgottenByRedis: a client retries, with its
-// original AT, a review id acknowledged long ago (older than the cache's
-// review-id memory, stood for by deleting it from Redis) while MariaDB is
-// down, so nobody can say whether it was applied. The sidecar must not apply
-// it a second time: it refuses it with UNCHECKABLE; reviews that can be
-// checked go on being acknowledged, and the audit is clean.
-func TestOutageRetriedReviewIDForgottenByRedis(t *testing.T) {
+// TestOutageOfflineSyncAcked: during a MariaDB cut, reviews that carry an ID
+// and an AT hours old (a mobile app syncing answers given offline) are
+// acknowledged at once: an answer after its card's last review cannot have
+// been applied, so the card record decides without MariaDB (issue 10: 8
+// clients got 1–6 acknowledgements in 5 s at eeeb798, the rest UNCHECKABLE).
+// A retry of one is a duplicate; an answer older than its card's last review
+// is the one case that needs the log, refused with STOREDOWN while it is down.
+func TestOutageOfflineSyncAcked(t *testing.T) {
 	t.Parallel()
 	m, _, proxy, st, c, l := outageSidecar(t)
 	ctx := context.Background()
-	oldAt := time.Now().Add(-3 * time.Hour).UnixMilli() // beyond the 1h review-id window
-	if _, err := review(c, l, "SEASON-2026", "w0", "q7", 3, reviewOpts{ID: "old-1", At: oldAt}); err != nil {
-		t.Fatal(err)
-	}
-	waitDrained(t, st, l.acked(), m.Config.QueueDir)
-	rdb := goredis.NewClient(&goredis.Options{Addr: m.Config.Redis[0]})
-	defer rdb.Close()
-	if n, err := rdb.HDel(ctx, m.Config.RedisPrefix+":{SEASON-2026|w0}:r", "old-1").Result(); err != nil || n != 1 {
-		t.Fatalf("forget review id old-1 in Redis: %d %v", n, err)
-	}
 	proxy.Cut()
-	_, err := c.Do(ctx, "SRS.REVIEW", "w0", "SEASON-2026", "q7", 3, "ID", "old-1", "AT", oldAt).Result()
-	if err == nil || !strings.HasPrefix(err.Error(), "UNCHECKABLE") {
-		t.Errorf("retry of old-1 during the outage: %v, want an UNCHECKABLE refusal", err)
+	base := time.Now().Add(-5 * time.Hour).UnixMilli()
+	const clients, perClient = 8, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, clients*perClient)
+	start := time.Now()
+	for w := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cc := loadClient(m.Addr())
+			defer cc.Close()
+			for i := range perClient {
+				q := fmt.Sprintf("off-%d-%d", w, i%5) // five cards per client, answered in AT order
+				at := base + int64(i)*60_000
+				if _, err := review(cc, l, "SEASON-2026", "w0", q, 3, reviewOpts{ID: fmt.Sprintf("off-%d-%d", w, i), At: at}); err != nil {
+					errs <- err
+				}
+			}
+		}()
 	}
-	if _, err := review(c, l, "SEASON-2026", "w0", "q7", 3, reviewOpts{ID: "after-retry"}); err != nil {
-		t.Errorf("next review during the outage: %v", err)
+	wg.Wait()
+	close(errs)
+	took := time.Since(start)
+	for err := range errs {
+		t.Errorf("offline-sync review refused during the MariaDB cut: %v", err)
+	}
+	t.Logf("%d offline-sync reviews (AT 5 h old, with ID) acknowledged in %v during the MariaDB cut", clients*perClient, took)
+	// A retry of one of them: a duplicate, answered from the record.
+	v, err := c.Do(ctx, "SRS.REVIEW", "w0", "SEASON-2026", "off-0-4", 3, "ID", "off-0-24", "AT", base+24*60_000).Result()
+	if rm, _ := replyMap(v); err != nil || rm["duplicate"] != int64(1) && rm["duplicate"] != true {
+		t.Errorf("retry during the cut: %v %v, want a duplicate", v, err)
+	}
+	// Older than the card's last review, new id: only the log can tell.
+	_, err = c.Do(ctx, "SRS.REVIEW", "w0", "SEASON-2026", "off-0-4", 3, "ID", "older", "AT", base).Result()
+	if err == nil || !strings.HasPrefix(err.Error(), "STOREDOWN") {
+		t.Errorf("an answer older than its card's last review during the cut: %v, want STOREDOWN", err)
 	}
 	proxy.Restore()
+	waitDrained(t, st, l.acked(), m.Config.QueueDir)
+	auditClean(t, st, l.acked())
+}
+
+// TestRetryAfterCacheLossIsDuplicate: review a card, let it drain, lose the
+// student's Redis keys, retry the same ID and AT: a duplicate, and the card
+// shows one review, not two (issue 10: at eeeb798 the retry answered
+// duplicate 0 and the cached card showed reps 3 for two reviews). The
+// record's last-review hash comes back from the card row.
+func TestRetryAfterCacheLossIsDuplicate(t *testing.T) {
+	t.Parallel()
+	m, _, _, st, c, l := outageSidecar(t)
+	ctx := context.Background()
+	at := time.Now().Add(-3 * time.Hour).UnixMilli()
+	for i, id := range []string{"first", "second"} {
+		if _, err := review(c, l, "SEASON-2026", "w0", "q7", 3, reviewOpts{ID: id, At: at + int64(i)*60_000}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitDrained(t, st, l.acked(), m.Config.QueueDir)
+	lose := func() {
+		cache, err := rcache.New(rcache.Options{Addrs: m.Config.Redis, Prefix: m.Config.RedisPrefix})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cache.Close()
+		if err := cache.Invalidate(ctx, "SEASON-2026", "w0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, retry := range []struct {
+		id string
+		at int64
+	}{{"second", at + 60_000}, {"first", at}} {
+		lose()
+		v, err := c.Do(ctx, "SRS.REVIEW", "w0", "SEASON-2026", "q7", 3, "ID", retry.id, "AT", retry.at).Result()
+		rm, _ := replyMap(v)
+		if err != nil || rm["duplicate"] != int64(1) && rm["duplicate"] != true || rm["reps"] != int64(2) && retry.id == "second" {
+			t.Errorf("retry of %s after the cache lost the student: %v %v, want a duplicate", retry.id, v, err)
+		}
+	}
+	card := asMap(t, mustDo(t, c, "SRS.CARD", "w0", "SEASON-2026", "q7"))
+	if card["reps"] != int64(2) {
+		t.Errorf("card after two reviews and two retries: %v, want reps 2", card)
+	}
+}
+
+// TestReviewIDsAreScopedToTheCard: the same id on two students' cards is two
+// reviews; the second never answers with the first one's card (issue 10:
+// Bob got Alice's q-secret with duplicate 1, and his answer was dropped).
+func TestReviewIDsAreScopedToTheCard(t *testing.T) {
+	t.Parallel()
+	m, _, _, st, c, l := outageSidecar(t)
+	if _, err := review(c, l, "SEASON-2026", "alice", "q-secret", 4, reviewOpts{ID: "collide-7"}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := c.Do(context.Background(), "SRS.REVIEW", "bob", "SEASON-2026", "q-other", 1, "ID", "collide-7").Result()
+	rm, _ := replyMap(v)
+	if err != nil || rm["question_id"] != "q-other" || rm["duplicate"] != int64(0) && rm["duplicate"] != false {
+		t.Fatalf("bob's review with alice's id: %v %v", v, err)
+	}
+	l.ack(ack{Acked: Acked{Season: "SEASON-2026", Player: "bob", Question: "q-other", ReviewID: "collide-7"}, At: time.Now()})
 	waitDrained(t, st, l.acked(), m.Config.QueueDir)
 	auditClean(t, st, l.acked())
 }

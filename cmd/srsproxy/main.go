@@ -16,10 +16,14 @@ import (
 	"syscall"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/srsproxy/srsproxy/backend/mariadb"
 	rcache "github.com/srsproxy/srsproxy/backend/redis"
 	"github.com/srsproxy/srsproxy/commands"
 	"github.com/srsproxy/srsproxy/engine"
+	"github.com/srsproxy/srsproxy/internal/dirtyset"
+	"github.com/srsproxy/srsproxy/internal/health"
 	"github.com/srsproxy/srsproxy/proxy"
 	"github.com/srsproxy/srsproxy/safemode"
 	"github.com/srsproxy/srsproxy/srs"
@@ -33,6 +37,9 @@ var Version = "0.1.0-dev"
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "audit" {
 		os.Exit(runAudit(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "queue" {
+		os.Exit(runQueue(os.Args[2:], os.Stdout, os.Stderr))
 	}
 	m := &Main{}
 	if err := m.ParseFlags(os.Args[1:]); err != nil {
@@ -62,6 +69,7 @@ type Main struct {
 	store   *mariadb.Store
 	replica *mariadb.Store // --mysql-replica; nil without one
 	queue   *writebehind.Queue
+	dirty   *dirtyset.Set // users written without the cache, kept across restarts
 	cache   *rcache.Cache
 	engine  *engine.Engine
 	alerter *safemode.Alerter
@@ -70,6 +78,7 @@ type Main struct {
 	admin   *http.Server
 	done    chan error
 	started time.Time
+	drain   health.DrainWatch // SRS.STATUS drain_stalled; the zero value is ready
 }
 
 // ParseFlags reads the configuration from args and the environment.
@@ -97,6 +106,11 @@ type journal struct{ *writebehind.Queue }
 
 func (j journal) Hold(r srs.Review) (uint64, error) {
 	t, err := j.Queue.Hold(r)
+	return uint64(t), err
+}
+
+func (j journal) Append(r srs.Review) (uint64, error) {
+	t, err := j.Queue.Append(r)
 	return uint64(t), err
 }
 
@@ -149,10 +163,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
-	m.queue.Start(context.WithoutCancel(ctx), m.store)
+	if m.dirty, err = dirtyset.Open(c.QueueDir); err != nil {
+		return fmt.Errorf("queue: %w", err)
+	}
 	m.cache, err = rcache.New(rcache.Options{
 		Addrs: c.Redis, Cluster: c.RedisCluster, Password: c.RedisPassword, Prefix: c.RedisPrefix, TTL: c.CacheTTL,
-		ReviewIDTTL: c.ReviewIDWindow,
 		ReadTimeout: c.RedisTimeout, WriteTimeout: c.RedisTimeout, DialTimeout: 2 * c.RedisTimeout,
 	})
 	if err != nil {
@@ -169,7 +184,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	limiter := safemode.NewLimiter(safemode.LimiterConfig{PerMinute: c.SafeRPM, UserInterval: c.SafeUserInterval, MaxWait: maxWait})
 	m.engine, err = engine.New(m.cache, m.store, journal{m.queue}, engine.Config{
-		Sidecar: c.SidecarID, Logger: m.Log, Meter: m.tel.Meter, Retention: c.Retention, ReviewIDWindow: c.ReviewIDWindow, Replica: replica,
+		Sidecar: c.SidecarID, Logger: m.Log, Meter: m.tel.Meter, Retention: c.Retention, Replica: replica, Dirty: m.dirty,
 		OnAlert: func(event, text string) {
 			m.Log.Error(text, "event", event)
 			m.alerter.Alert(event, text)
@@ -177,14 +192,18 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		SafeMode: engine.SafeModeConfig{
 			Failures: uint32(c.BreakerFailures), OpenFor: c.BreakerOpen, Top: c.SafeTop, Limiter: limiter,
 			Unavailable: rcache.IsUnavailable, Ping: m.cache.Ping, OnChange: m.safeModeChanged,
+			OnStoreBack: func() { m.queue.Kick() }, // drain at once when MariaDB is back
 		},
 	})
 	if err != nil {
 		return err
 	}
+	m.store.SetOnRecompute(m.engine.Recomputed)
 	// Recovered entries may or may not have reached the cache before the
-	// last process stopped: bring their cached cards up to date.
+	// last process stopped: bring their cached cards up to date, then drain
+	// (each drained batch catches the cache up: Engine.DrainTo).
 	m.engine.Recover(ctx, m.queue.PendingUsers())
+	m.queue.Start(context.WithoutCancel(ctx), m.engine.DrainTo(m.store))
 	m.engine.Start(context.WithoutCancel(ctx))
 	if err := m.engine.Resume(ctx); err != nil {
 		m.Log.Warn("resume background jobs", "err", err)
@@ -258,45 +277,85 @@ func (m *Main) safeModeChanged(entered bool, since time.Time) {
 		c.SidecarID, time.Since(since).Round(time.Second)))
 }
 
-// status gathers SRS.STATUS.
+// statusBudget bounds the whole of SRS.STATUS, and statusPartTimeout each
+// part of it that asks MariaDB (Redis parts use --redis-timeout); a part
+// that runs out is reported in the errors field.
+const (
+	statusBudget      = 900 * time.Millisecond
+	statusPartTimeout = 500 * time.Millisecond
+)
+
+// status gathers SRS.STATUS. It always answers: each part that does I/O has
+// its own short deadline, and a part that fails or times out is reported in
+// the errors field with the rest of the status, never as a failed command.
 func (m *Main) status(ctx context.Context) (commands.Status, error) {
+	ctx, cancel := context.WithTimeout(ctx, statusBudget)
+	defer cancel()
 	c := m.Config.withDefaults()
 	q := m.queue.Stats()
+	deg := m.engine.Degraded()
+	_, stalled := m.drain.Observe(time.Now(), q.Drained, q.Depth, q.OldestAge)
 	st := commands.Status{
 		BreakerState: m.engine.BreakerState(), SafeModeSince: m.engine.SafeModeSince(),
+		DegradedRedis: deg.Redis, DegradedMariaDB: deg.MariaDB,
 		QueueDepth: q.Depth, QueueBytes: q.Bytes, QueueOldest: q.OldestAge, DrainLag: q.LastDrainLag,
+		DrainOldest: q.OldestAge, DrainStalled: stalled,
 		Drained: q.Drained, DeadLetters: q.DeadLetters, CacheMemory: -1,
 		Version: Version, Uptime: time.Since(m.started), Sidecar: c.SidecarID,
+		Errors: map[string]string{},
 	}
-	pctx, cancel := context.WithTimeout(ctx, c.RedisTimeout)
-	defer cancel()
-	st.RedisConnected = m.cache.Ping(pctx) == nil
+	part := func(name string, timeout time.Duration, fn func(context.Context) error) bool {
+		pctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		if err := fn(pctx); err != nil {
+			st.Errors[name] = err.Error()
+			return false
+		}
+		return true
+	}
+	st.RedisConnected = part("redis", c.RedisTimeout, m.cache.Ping)
 	if !st.RedisConnected {
 		return st, nil
 	}
-	if n, err := m.cache.MemoryUsed(ctx); err == nil {
-		st.CacheMemory = n
+	part("cache_memory", c.RedisTimeout, func(ctx context.Context) (err error) {
+		st.CacheMemory, err = m.cache.MemoryUsed(ctx)
+		if err != nil {
+			st.CacheMemory = -1
+		}
+		return err
+	})
+	var names []string
+	if deg.MariaDB { // do not wait on a MariaDB the probe sees down
+		st.Errors["seasons"] = "MariaDB is unavailable"
+		return st, nil
 	}
-	seasons, err := m.store.Seasons(ctx)
-	if err != nil {
-		return st, err
-	}
-	names := make([]string, len(seasons))
-	for i, s := range seasons {
-		names[i] = s.Name
+	if !part("seasons", statusPartTimeout, func(ctx context.Context) error {
+		seasons, err := m.store.Seasons(ctx)
+		for _, s := range seasons {
+			names = append(names, s.Name)
+		}
+		return err
+	}) {
+		return st, nil
 	}
 	// On a cluster a shard may be down (failing over) while PING, sent to
 	// one node, answers: report the rest rather than fail the command.
-	if st.CachedUsers, err = m.cache.CachedUsers(ctx, names); err != nil {
-		m.Log.Warn("SRS.STATUS: cached users unknown", "err", err)
-		st.CachedUsers = nil
-	}
+	part("cached_users", 4*c.RedisTimeout, func(ctx context.Context) (err error) {
+		st.CachedUsers, err = m.cache.CachedUsers(ctx, names)
+		if err != nil {
+			st.CachedUsers = nil
+		}
+		return err
+	})
 	return st, nil
 }
 
 // Addr is the RESP listen address (useful with port 0).
 func (m *Main) Addr() string { return m.server.Addr().String() }
 
+// startAdmin serves the HTTP admin endpoints: /healthz (the process
+// answers), /readyz (it can serve cached reads and take durable reviews),
+// /metrics and the profiles.
 func (m *Main) startAdmin(addr string) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
@@ -305,25 +364,60 @@ func (m *Main) startAdmin(addr string) error {
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	// Ready = MariaDB answers (its schema was migrated at start) and either
-	// Redis answers or Safe Mode is serving without it.
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
-		defer cancel()
-		if err := m.store.Ping(ctx); err != nil {
-			http.Error(w, "not ready: mysql: "+err.Error(), http.StatusServiceUnavailable)
+	// queueHealth reports whether the queue can take reviews now: its disk
+	// writes (*srs.QueueDiskError, a failed log) and its cap (srs.ErrQueueFull
+	// when less than the room for a few reviews is left).
+	queueHealth := func() error {
+		if err := m.queue.Health(); err != nil {
+			return err
+		}
+		const headroom = 16 << 10
+		if q, limit := m.queue.Stats(), m.Config.withDefaults().QueueMaxBytes; q.Bytes+headroom > limit {
+			return fmt.Errorf("%w (%d of %d bytes undrained)", srs.ErrQueueFull, q.Bytes, limit)
+		}
+		return nil
+	}
+	// Ready = serving: the RESP listener is up and the queue takes reviews,
+	// so cached reads and durable reviews work. A dependency that is down
+	// (Redis: Safe Mode; MariaDB: cached students only, reviews queued)
+	// degrades the sidecar but does not make it unready — every sidecar of
+	// the fleet shares those dependencies, and pulling them all would turn
+	// a degraded service into an outage. Degradation is in the body, in
+	// srsproxy_degraded and in SRS.STATUS. No I/O: it answers at once.
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if m.server == nil || m.engine == nil || m.queue == nil {
+			http.Error(w, "not ready: starting", http.StatusServiceUnavailable)
 			return
 		}
-		if !m.engine.SafeModeSince().IsZero() {
-			fmt.Fprintln(w, "ready (safe mode: serving from MariaDB)")
+		if err := queueHealth(); err != nil {
+			http.Error(w, "not ready: queue: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}
-		if err := m.cache.Ping(ctx); err != nil {
-			http.Error(w, "not ready: redis: "+err.Error(), http.StatusServiceUnavailable)
-			return
+		msg := "ready"
+		d := m.engine.Degraded()
+		if d.Redis {
+			msg += " (safe mode: serving from MariaDB)"
 		}
-		fmt.Fprintln(w, "ready")
+		if d.MariaDB {
+			msg += " (degraded: MariaDB unavailable; cached students served, reviews queued)"
+		}
+		fmt.Fprintln(w, msg)
 	})
+	// A drain that stopped making progress is visible to alerts (DESIGN
+	// invariant 8); each scrape is also a look for the DrainWatch.
+	if _, err := m.tel.Meter.Int64ObservableGauge("srsproxy_drain_stalled",
+		metric.WithDescription("1 while reviews wait and the drain has made no progress for over 30 s"),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			q := m.queue.Stats()
+			v := int64(0)
+			if _, stalled := m.drain.Observe(time.Now(), q.Drained, q.Depth, q.OldestAge); stalled {
+				v = 1
+			}
+			o.Observe(v)
+			return nil
+		})); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("--admin-listen: %w", err)
@@ -352,6 +446,9 @@ func (m *Main) Close() error {
 	}
 	if m.engine != nil {
 		m.engine.Stop()
+	}
+	if m.dirty != nil {
+		errs = append(errs, m.dirty.Close())
 	}
 	if m.queue != nil {
 		if err := m.queue.Flush(ctx); err != nil {

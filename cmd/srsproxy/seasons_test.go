@@ -130,8 +130,7 @@ func rawRedis(t *testing.T, e testEnv) *goredis.Client {
 
 // userKeys are a user-season's card hash and due set in the upstream Redis.
 func userKeys(e testEnv, season, player string) []string {
-	base := e.Prefix + ":{" + season + "|" + player + "}:"
-	return []string{base + "c", base + "d"}
+	return rcache.UserKeys(e.Prefix, season, player)
 }
 
 func registryKey(e testEnv, season string) string { return e.Prefix + ":season:{" + season + "}:users" }
@@ -971,7 +970,7 @@ func TestReconcileCorrectsPlantedSkipsPending(t *testing.T) {
 		} else { // the same version, other values
 			wrong.Stability, wrong.Difficulty = 99, 9.5
 		}
-		n, err := cache.PutIfUnchanged(ctx, season, player, []rcache.Put{{Expected: cur.Raw, Card: wrong}})
+		n, err := cache.PutIfUnchanged(ctx, season, player, []srs.CardPut{{Expected: cur.Token, Card: wrong}})
 		if err != nil || n != 1 {
 			t.Fatalf("plant %s/q5: wrote %d, %v", player, n, err)
 		}
