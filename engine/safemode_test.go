@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/srsproxy/srsproxy/srs"
 )
 
 // invalidateCache is a Cache that records invalidations; the embedded nil
@@ -228,7 +230,7 @@ func (p *pingStore) Ping(context.Context) error {
 func TestStoreProbeDegraded(t *testing.T) {
 	t.Parallel()
 	st := &pingStore{}
-	e, err := New(nil, st, nil, Config{Logger: slog.New(slog.DiscardHandler),
+	e, err := New(&snapshotCache{snaps: map[string]srs.Season{}}, st, nil, Config{Logger: slog.New(slog.DiscardHandler),
 		SafeMode: SafeModeConfig{StoreProbeInterval: 5 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)

@@ -89,13 +89,36 @@ func activeSeason(name string, retention float64) srs.Season {
 	return srs.Season{Name: name, IsActive: true, PartitionCreated: true, EnableCache: true, Scheduler: sc}
 }
 
+// snapshotCache is the part of a cache the season paths use: the settings
+// snapshots.
+type snapshotCache struct {
+	Cache
+	mu    sync.Mutex
+	snaps map[string]srs.Season
+}
+
+func (c *snapshotCache) PutSeasonSnapshot(_ context.Context, s srs.Season) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.snaps[s.Name] = s
+	return nil
+}
+
+func (c *snapshotCache) SeasonSnapshot(_ context.Context, name string) (srs.Season, bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, ok := c.snaps[name]
+	return s, ok, nil
+}
+
 // seasonEngine is an engine over a seasonStore with a fake clock and a log
-// buffer; the cache and the queue are never used by the season paths.
+// buffer; of the cache only the season snapshots are used, and the queue never.
 func seasonEngine(t *testing.T, st *seasonStore) (*Engine, *fakeClock, *lockedBuffer) {
 	t.Helper()
 	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
 	logs := &lockedBuffer{}
-	e, err := New(nil, st, nil, Config{Now: clock.Now, SeasonTTL: 2 * time.Second,
+	cache := &snapshotCache{snaps: map[string]srs.Season{}}
+	e, err := New(cache, st, nil, Config{Now: clock.Now, SeasonTTL: 2 * time.Second,
 		Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -327,5 +350,27 @@ func TestServingSeasonFromCache(t *testing.T) {
 	}
 	if n := st.callCount(); n != 1 {
 		t.Errorf("%d store reads, want 1", n)
+	}
+}
+
+// A sidecar that meets a season for the first time while MariaDB is down
+// serves it from the snapshot another sidecar (here: an earlier engine)
+// left in the cache.
+func TestSeasonFromSnapshotWhileStoreDown(t *testing.T) {
+	t.Parallel()
+	st := &seasonStore{season: activeSeason("S-1", 0.85)}
+	first, _, _ := seasonEngine(t, st)
+	if _, _, err := first.seasonFor(context.Background(), "S-1"); err != nil {
+		t.Fatal(err)
+	}
+	second, _, _ := seasonEngine(t, st)
+	second.cache = first.cache // the shared Redis
+	st.set(func(f *seasonStore) { f.err = errors.New("connection refused") })
+	s, sched, err := second.seasonFor(context.Background(), "S-1")
+	if err != nil || sched == nil || s.Scheduler.DesiredRetention != 0.85 {
+		t.Fatalf("season met while the store is down: %+v %v", s, err)
+	}
+	if _, _, err := second.seasonFor(context.Background(), "S-2"); !errors.Is(err, srs.ErrStoreUnavailable) {
+		t.Fatalf("a season with no snapshot while the store is down: %v, want srs.ErrStoreUnavailable", err)
 	}
 }

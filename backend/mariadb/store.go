@@ -9,10 +9,14 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -46,6 +50,7 @@ type Store struct {
 	now         func() time.Time
 	timeouts    Timeouts
 	onRecompute func(srs.Card)
+	slowCfg     *mysql.Config    // set by OpenDeferred: Prepare still has to run
 	routes      map[string]route // where reviews of archiving/archived seasons go; see ApplyReviews
 }
 
@@ -284,4 +289,63 @@ func errNumber(err error) uint16 {
 		return me.Number
 	}
 	return 0
+}
+
+// PrepareConnectTimeout bounds the first round trip of Prepare.
+const PrepareConnectTimeout = 5 * time.Second
+
+// OpenDeferred builds a Store on dsn without touching the server: for a
+// sidecar that starts while MariaDB is unreachable (it serves cached
+// students and queues reviews meanwhile). Calls fail until the server
+// answers; Prepare creates the database and migrates the schema once it
+// does. It returns an error only for a malformed DSN.
+func OpenDeferred(dsn string, logger *slog.Logger) (*Store, error) {
+	cfg, slowCfg, err := parseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("mariadb: %w", err)
+	}
+	s, err := openPools(cfg, slowCfg, logger, 32)
+	if err != nil {
+		return nil, fmt.Errorf("mariadb: %w", err)
+	}
+	s.slowCfg = slowCfg
+	return s, nil
+}
+
+// Prepare creates the database if missing and migrates the schema, as Open
+// does, for a Store made by OpenDeferred. It returns the server's error.
+func (s *Store) Prepare(ctx context.Context) error {
+	if s.slowCfg == nil {
+		return nil // opened by Open: prepared already
+	}
+	// Reaching the server is bounded by PrepareConnectTimeout (a stalled
+	// server must not hold a start); the migration may take longer.
+	cctx, ccancel := context.WithTimeout(ctx, PrepareConnectTimeout)
+	err := createDatabase(cctx, *s.slowCfg)
+	ccancel()
+	if err != nil {
+		return fmt.Errorf("mariadb: create database %s: %w", s.schema, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, DefaultLongTimeout)
+	defer cancel()
+	if err := migrate(ctx, s.slow, s.schema); err != nil {
+		return fmt.Errorf("mariadb: migrate %s: %w", s.schema, err)
+	}
+	return nil
+}
+
+// IsUnreachable reports whether err from Open says the server could not be
+// reached or did not answer (a sidecar may then start with OpenDeferred),
+// as opposed to a refusal such as bad credentials or a malformed DSN.
+func IsUnreachable(err error) bool {
+	var netErr net.Error
+	var myErr *mysql.MySQLError
+	switch {
+	case err == nil, errors.As(err, &myErr):
+		return false
+	case errors.As(err, &netErr), errors.Is(err, driver.ErrBadConn), errors.Is(err, mysql.ErrInvalidConn),
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, io.EOF):
+		return true
+	}
+	return false
 }

@@ -1310,14 +1310,14 @@ func TestDurabilityTwoSidecars(t *testing.T) {
 	}
 }
 
-// TestTwoSidecarsRedisLossWhileDrainBehind documents a known limit (README,
-// "Durability"): sidecar A holds an acknowledged, undrained review (its
-// MariaDB link is cut) when the shared Redis loses the user's keys; sidecar
-// B then reviews the same card. B's lazy load sees MariaDB and only B's own
-// queue, so B computes from the state before A's review and, after both
-// drain, the card row is B's result (invariant 3 does not hold for that
-// card). What must still hold, and is asserted: no acknowledged review is
-// lost or logged twice (invariants 1 and 2). The fork is logged.
+// TestTwoSidecarsRedisLossWhileDrainBehind: sidecar A holds an
+// acknowledged, undrained review (its MariaDB link is cut) when the shared
+// Redis loses the user's keys; sidecar B then reviews the same card from a
+// reload that cannot see A's queue, so the two histories fork. When A's
+// review drains late, the store replays the card's log in reviewed_at order
+// (docs/CORE.md §5) and A's drainer writes the replayed row into the cache:
+// after both drain, the row equals the replay of its log (invariant 3,
+// asserted — release 1 only logged this fork) and the cache shows it.
 func TestTwoSidecarsRedisLossWhileDrainBehind(t *testing.T) {
 	t.Parallel()
 	e := newTestEnv(t)
@@ -1357,16 +1357,17 @@ func TestTwoSidecarsRedisLossWhileDrainBehind(t *testing.T) {
 	if err != nil {
 		t.Fatalf("SRS.CARD through sidecar b: %v", err)
 	}
-	t.Logf("known limit: SRS.CARD through sidecar b after 4 acknowledged reviews shows reps %v (a's undrained review is invisible to b)", m["reps"])
+	t.Logf("before A drains: SRS.CARD through sidecar b after 4 acknowledged reviews shows reps %v (a's undrained review is invisible to b)", m["reps"])
 	proxyA.Restore()
 	waitDrained(t, st, l.acked(), a.Config.QueueDir, b.Config.QueueDir)
-	rep, err := Audit(context.Background(), st, l.acked())
-	if err != nil {
-		t.Fatal(err)
+	auditClean(t, st, l.acked())
+	row, ok, err := st.Card(context.Background(), season, "u", "q0")
+	if err != nil || !ok || row.Reps != 4 {
+		t.Fatalf("card row after both drained: %+v %v %v, want the replay of 4 reviews", row, ok, err)
 	}
-	t.Logf("audit: %s %v", rep, rep.Problems)
-	if rep.Missing != 0 || rep.Doubled != 0 {
-		t.Errorf("an acknowledged review was lost or doubled: %s", rep)
+	got := asMap(t, mustDo(t, client(t, b.Addr(), 2), "SRS.CARD", "u", season, "q0"))
+	if got["reps"] != int64(row.Reps) || got["last_review"] != row.LastReview {
+		t.Errorf("SRS.CARD through b after both drained: %v, want the replayed row (reps %d, last review %d)", got, row.Reps, row.LastReview)
 	}
 }
 

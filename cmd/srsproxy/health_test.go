@@ -224,3 +224,51 @@ func TestReadyzQueueFull(t *testing.T) {
 	})
 	t.Logf("ready again %s after MariaDB came back", took.Round(time.Millisecond))
 }
+
+// TestStartWithMariaDBDown: a sidecar killed -9 with acknowledged reviews in
+// its queue restarts while MariaDB is cut. It starts (issue 10: release 1
+// could not, with 736 acknowledged reviews on its disk), serves the cached
+// student (the season's settings come from the cache's snapshot) and takes
+// reviews, refuses a student the cache lacks with STOREDOWN, and drains
+// everything once MariaDB is back.
+func TestStartWithMariaDBDown(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	dsn, proxy := proxiedDSN(t, e.DSN)
+	s := startSidecar(t, dsn, e.Redis, e.Prefix, t.TempDir())
+	createSeason(t, client(t, s.Addr, 2), "SEASON-2026")
+	l := newLedger()
+	c := loadClient(s.Addr)
+	for _, q := range []string{"q0", "q1"} {
+		if _, err := review(c, l, "SEASON-2026", "u", q, 3, reviewOpts{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	proxy.Cut()
+	if _, err := review(c, l, "SEASON-2026", "u", "q2", 3, reviewOpts{}); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	s.kill()
+	start := time.Now()
+	s.restart()
+	t.Logf("restarted with MariaDB cut in %v", time.Since(start).Round(time.Millisecond))
+	c = loadClient(s.Addr)
+	defer c.Close()
+	ctx := context.Background()
+	due, err := c.Do(ctx, "SRS.DUE", "u", "SEASON-2026", "AT", time.Now().Add(time.Hour).UnixMilli()).Result()
+	if dm, _ := replyMap(due); err != nil || dm["total_due"] != int64(3) {
+		t.Errorf("SRS.DUE of the cached student after a start with MariaDB down: %v %v, want its 3 cards", due, err)
+	}
+	if _, err := review(c, l, "SEASON-2026", "u", "q3", 3, reviewOpts{}); err != nil {
+		t.Errorf("review of the cached student after a start with MariaDB down: %v", err)
+	}
+	if _, err := c.Do(ctx, "SRS.DUE", "cold", "SEASON-2026").Result(); err == nil || !strings.HasPrefix(err.Error(), "STOREDOWN") {
+		t.Errorf("SRS.DUE of a student the cache lacks: %v, want STOREDOWN", err)
+	}
+	proxy.Restore()
+	st := openStore(t, e.DSN)
+	took := waitDrained(t, st, l.acked(), s.QueueDir)
+	t.Logf("drained %v after MariaDB came back", took.Round(time.Millisecond))
+	auditClean(t, st, l.acked())
+}

@@ -70,15 +70,18 @@ type Main struct {
 	replica *mariadb.Store // --mysql-replica; nil without one
 	queue   *writebehind.Queue
 	dirty   *dirtyset.Set // users written without the cache, kept across restarts
-	cache   *rcache.Cache
-	engine  *engine.Engine
-	alerter *safemode.Alerter
-	tel     *telemetry.Telemetry
-	server  *proxy.Server
-	admin   *http.Server
-	done    chan error
-	started time.Time
-	drain   health.DrainWatch // SRS.STATUS drain_stalled; the zero value is ready
+	// prepareDone stops the background schema preparation of a start with
+	// MariaDB down; prepared is closed when it has ended.
+	prepareDone, prepared chan struct{}
+	cache                 *rcache.Cache
+	engine                *engine.Engine
+	alerter               *safemode.Alerter
+	tel                   *telemetry.Telemetry
+	server                *proxy.Server
+	admin                 *http.Server
+	done                  chan error
+	started               time.Time
+	drain                 health.DrainWatch // SRS.STATUS drain_stalled; the zero value is ready
 }
 
 // ParseFlags reads the configuration from args and the environment.
@@ -139,8 +142,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.tel, err = telemetry.New(ctx, "srsproxy", Version); err != nil {
 		return err
 	}
-	if m.store, err = mariadb.Open(ctx, c.MySQL, m.Log); err != nil {
-		return fmt.Errorf("mysql: %w", err)
+	deferredStore, err := m.openStore(ctx, c.MySQL)
+	if err != nil {
+		return err
 	}
 	var replica engine.Replica
 	if c.MySQLReplica != "" {
@@ -205,7 +209,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.engine.Recover(ctx, m.queue.PendingUsers())
 	m.queue.Start(context.WithoutCancel(ctx), m.engine.DrainTo(m.store))
 	m.engine.Start(context.WithoutCancel(ctx))
-	if err := m.engine.Resume(ctx); err != nil {
+	if deferredStore {
+		m.prepareWhenBack()
+	} else if err := m.engine.Resume(ctx); err != nil {
 		m.Log.Warn("resume background jobs", "err", err)
 	}
 	m.engine.StartScheduler(context.WithoutCancel(ctx), m.tasks(c), time.Minute)
@@ -239,6 +245,60 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		"mysql_replica", c.MySQLReplica != "", "queue", c.QueueDir,
 		"fsync", c.Fsync, "sidecar", c.SidecarID, "version", Version, "tracing", m.tel.Tracing())
 	return nil
+}
+
+// openStore opens MariaDB and migrates its schema. When the server cannot
+// be reached (down, or stalled past mariadb.PrepareConnectTimeout), the sidecar starts anyway
+// (deferred true): cached students are served and reviews queued, and
+// prepareWhenBack prepares the schema once MariaDB answers (the drainer
+// retries meanwhile). A refusal (bad credentials, a malformed DSN) stops the
+// start.
+func (m *Main) openStore(ctx context.Context, dsn string) (deferred bool, err error) {
+	st, err := mariadb.OpenDeferred(dsn, m.Log)
+	if err != nil {
+		return false, fmt.Errorf("mysql: %w", err)
+	}
+	m.store = st
+	switch err = st.Prepare(ctx); {
+	case err == nil:
+		return false, nil
+	case !mariadb.IsUnreachable(err):
+		return false, fmt.Errorf("mysql: %w", err)
+	}
+	m.Log.Warn("MariaDB unreachable at start: serving cached students and queueing reviews; the schema is prepared when it answers", "err", err)
+	return true, nil
+}
+
+// prepareWhenBack retries the schema preparation of a start with MariaDB
+// down every 2 s until it succeeds (then resumes the background jobs and
+// kicks the drainer) or Close stops it.
+func (m *Main) prepareWhenBack() {
+	m.prepareDone, m.prepared = make(chan struct{}), make(chan struct{})
+	store, eng, queue, done, prepared := m.store, m.engine, m.queue, m.prepareDone, m.prepared
+	go func() {
+		defer close(prepared)
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(2 * time.Second):
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), mariadb.DefaultLongTimeout)
+			err := store.Prepare(ctx)
+			if err == nil {
+				m.Log.Info("MariaDB answers: schema prepared; draining")
+				queue.Kick()
+				if err := eng.Resume(ctx); err != nil {
+					m.Log.Warn("resume background jobs", "err", err)
+				}
+			}
+			cancel()
+			if err == nil {
+				return
+			}
+			m.Log.Debug("MariaDB still unreachable", "err", err)
+		}
+	}()
 }
 
 // tasks are the cluster-wide periodic jobs: each runs once per period on
@@ -443,6 +503,11 @@ func (m *Main) Close() error {
 		if err := <-m.done; err != nil && !errors.Is(err, net.ErrClosed) {
 			errs = append(errs, err)
 		}
+	}
+	if m.prepareDone != nil {
+		close(m.prepareDone)
+		<-m.prepared
+		m.prepareDone = nil
 	}
 	if m.engine != nil {
 		m.engine.Stop()
