@@ -134,7 +134,11 @@ func decodeCard(season, player, question string, v []byte) (srs.Card, error) {
 	}
 	c := srs.Card{Season: season, Player: player, QuestionID: question}
 	c.Subject = r.label()
-	c.State = srs.State(r.byte())
+	if st := r.byte(); st <= byte(srs.StateRelearning) {
+		c.State = srs.State(st)
+	} else if r.err == nil {
+		r.err = fmt.Errorf("%w: state %d", errBadValue, st)
+	}
 	c.Step = int(r.byte())
 	c.Stability = r.float()
 	c.Difficulty = r.float()

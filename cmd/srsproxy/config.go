@@ -31,6 +31,7 @@ type Config struct {
 	MySQLReplica    string        // optional read-only replica DSN for Safe Mode due lists and archive reads
 	QueueDir        string        // durable local queue
 	QueueMaxBytes   int64         // undrained bytes before SRS.REVIEW is refused
+	QueueMaxMemory  int64         // heap of the queue's in-memory index before SRS.REVIEW is refused
 	Fsync           string        // always | interval
 	FsyncInterval   time.Duration //
 	AdminListen     string        // HTTP health and metrics; "off" disables
@@ -66,6 +67,7 @@ func (c Config) withDefaults() Config {
 	c.MySQL = cmp.Or(c.MySQL, "root@tcp(127.0.0.1:3306)/srs")
 	c.QueueDir = cmp.Or(c.QueueDir, "./data/queue")
 	c.QueueMaxBytes = cmp.Or(c.QueueMaxBytes, 1<<30)
+	c.QueueMaxMemory = cmp.Or(c.QueueMaxMemory, 256<<20)
 	c.Fsync = cmp.Or(c.Fsync, "always")
 	c.FsyncInterval = cmp.Or(c.FsyncInterval, 100*time.Millisecond)
 	c.AdminListen = cmp.Or(c.AdminListen, "127.0.0.1:9121")
@@ -116,6 +118,7 @@ func (c Config) Validate() error {
 		check(err != nil || rc.DBName != "", "--mysql-replica %q names no database", c.MySQLReplica)
 	}
 	check(c.QueueMaxBytes >= 1<<20, "--queue-max-bytes must be at least 1MiB, got %d", c.QueueMaxBytes)
+	check(c.QueueMaxMemory >= 1<<20, "--queue-max-memory must be at least 1MiB, got %d", c.QueueMaxMemory)
 	check(c.Fsync == "always" || c.Fsync == "interval", "--fsync must be always or interval, got %q", c.Fsync)
 	check(c.FsyncInterval > 0 && c.FsyncInterval <= 10*time.Second, "--fsync-interval must be in (0, 10s], got %s", c.FsyncInterval)
 	check(c.CacheTTL >= time.Minute, "--cache-ttl must be at least 1m, got %s", c.CacheTTL)
@@ -253,6 +256,7 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&c.MySQLReplica, "mysql-replica", "", "optional read-only MariaDB replica DSN: Safe Mode SRS.DUE and archive reads go there, never the reads before a review")
 	fs.StringVar(&c.QueueDir, "queue-dir", "", "durable local queue directory (default ./data/queue)")
 	fs.Var(bytesFlag{&c.QueueMaxBytes}, "queue-max-bytes", "undrained queue bytes before reviews are refused (default 1GiB)")
+	fs.Var(bytesFlag{&c.QueueMaxMemory}, "queue-max-memory", "heap of the queue's index of undrained reviews (~290 B each) before reviews are refused (default 256MiB)")
 	fs.StringVar(&c.Fsync, "fsync", "", "always (ack after fsync, default) or interval (ack before fsync; up to --fsync-interval of acks can be lost on power loss)")
 	fs.DurationVar(&c.FsyncInterval, "fsync-interval", 0, "fsync period with --fsync interval (default 100ms)")
 	fs.StringVar(&c.AdminListen, "admin-listen", "", "HTTP address for /healthz, /readyz, /metrics, or off (default 127.0.0.1:9121)")

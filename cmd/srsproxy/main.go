@@ -161,7 +161,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		fsync = writebehind.FsyncInterval
 	}
 	m.queue, err = writebehind.Open(writebehind.Config{
-		Dir: c.QueueDir, Fsync: fsync, FsyncInterval: c.FsyncInterval, MaxBytes: c.QueueMaxBytes,
+		Dir: c.QueueDir, Fsync: fsync, FsyncInterval: c.FsyncInterval, MaxBytes: c.QueueMaxBytes, MaxMemory: c.QueueMaxMemory,
 		Logger: m.Log, Meter: m.tel.Meter,
 	})
 	if err != nil {

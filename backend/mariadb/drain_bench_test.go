@@ -1,0 +1,161 @@
+package mariadb
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/srsproxy/srsproxy/partitions"
+	"github.com/srsproxy/srsproxy/srs"
+)
+
+// drainLoad is a season of existing cards of cmd/srsbench's shape (players
+// "student-%07d", UUID question ids, subject/topic/stage labels, seeded rows
+// without their log) and the in-memory state of each, from which it makes
+// the batches a drainer sends: in-order reviews of existing cards, each
+// built on the card's current state, UUIDv7-like review ids.
+type drainLoad struct {
+	cards []srs.Card
+	rnd   *rand.Rand
+	now   int64
+	n     int
+}
+
+var (
+	benchSubjects = []string{"math", "physics", "chemistry", "biology", "history", "geography", "english", "french"}
+	benchStages   = []string{"intro", "core", "practice", "exam"}
+)
+
+func benchUUID(rnd *rand.Rand) string {
+	var b uuid.UUID
+	binary.BigEndian.PutUint64(b[:8], rnd.Uint64())
+	binary.BigEndian.PutUint64(b[8:], rnd.Uint64())
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return b.String()
+}
+
+// newDrainLoad seeds users × perUser cards into season's partition of cards
+// with multi-row INSERTs (as srsbench's seeder, no review log).
+func newDrainLoad(tb testing.TB, s *Store, season string, users, perUser int) *drainLoad {
+	tb.Helper()
+	d := &drainLoad{rnd: rand.New(rand.NewPCG(1, 2)), now: 1_780_000_000_000}
+	for u := range users {
+		for range perUser {
+			c := srs.Card{Season: season, Player: fmt.Sprintf("student-%07d", u), QuestionID: benchUUID(d.rnd),
+				Subject: benchSubjects[d.rnd.IntN(len(benchSubjects))],
+				Topic:   "topic-" + strconv.Itoa(1+d.rnd.IntN(24)),
+				Stage:   benchStages[d.rnd.IntN(len(benchStages))]}
+			c.State, c.Stability, c.Difficulty = srs.StateReview, 0.5+120*d.rnd.Float64(), 1+9*d.rnd.Float64()
+			c.Reps, c.Lapses = 2+d.rnd.IntN(30), d.rnd.IntN(4)
+			c.LastReview = d.now - int64(d.rnd.IntN(30*86_400_000))
+			c.Due = c.LastReview + int64(c.Stability*86_400_000)
+			d.cards = append(d.cards, c)
+		}
+	}
+	slices.SortFunc(d.cards, func(a, b srs.Card) int {
+		return compareCardKeys(cardKey{a.Season, a.Player, a.QuestionID}, cardKey{b.Season, b.Player, b.QuestionID})
+	})
+	ctx := context.Background()
+	for chunk := range slices.Chunk(d.cards, chunkRows) {
+		args := make([]any, 0, len(chunk)*cardWidth)
+		for _, c := range chunk {
+			args = appendCard(args, c)
+		}
+		query := fmt.Sprintf(insertCard, partitions.QuoteIdent("cards"), placeholders(cardPlaceholders, len(chunk)))
+		if _, err := s.db.ExecContext(ctx, query, args...); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return d
+}
+
+// review makes the next review of card i, built on its current state, and
+// moves the card on.
+func (d *drainLoad) review(i int) srs.Review {
+	c := &d.cards[i]
+	d.n++
+	d.now += 7
+	grade := srs.Grade(2 + d.rnd.IntN(3))
+	r := srs.Review{
+		ID: benchUUID(d.rnd), Season: c.Season, Player: c.Player, QuestionID: c.QuestionID,
+		Subject: c.Subject, Topic: c.Topic, Stage: c.Stage, Grade: grade,
+		ReviewedAt: d.now, DurationMS: int64(2000 + d.rnd.IntN(8000)), ElapsedDays: int((d.now - c.LastReview) / 86_400_000),
+		Sidecar: "sidecar-a", Before: c.Schedule,
+	}
+	a := c.Schedule
+	a.Stability = a.Stability*1.7 + 0.1
+	a.Difficulty = min(10, a.Difficulty+0.1)
+	a.LastReview, a.Due = d.now, d.now+int64(a.Stability*86_400_000)
+	a.Reps++
+	a.LastID, a.Recall = srs.ReviewHash(r.ID), 0.9*d.rnd.Float64()
+	r.After = a
+	c.Schedule = a
+	return r
+}
+
+// batch makes size reviews of random cards; perCard (≥ 1) reviews of each
+// card picked, in order.
+func (d *drainLoad) batch(size, perCard int) []srs.Review {
+	out := make([]srs.Review, 0, size)
+	for len(out) < size {
+		i := d.rnd.IntN(len(d.cards))
+		for range min(perCard, size-len(out)) {
+			out = append(out, d.review(i))
+		}
+	}
+	// A drainer's batch is in queue order, not card order.
+	d.rnd.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	return out
+}
+
+// BenchmarkDrainSustained measures what the write-behind drainer gets out of
+// ApplyReviews, one batch after another on one goroutine as the drainer
+// calls it, with srsbench's row shape: rows/s over the time spent in
+// ApplyReviews, and the p50/p99 of a batch. Sub-benchmarks share one store,
+// so the log grows as they run. Run it for long enough to be sustained:
+//
+//	go test ./backend/mariadb/ -run '^$' -bench DrainSustained -benchtime 20s
+func BenchmarkDrainSustained(b *testing.B) {
+	ctx := context.Background()
+	s := newStore(b)
+	newSeason(b, s, season)
+	d := newDrainLoad(b, s, season, 1000, 200)
+	for _, c := range []struct{ size, perCard int }{
+		{100, 1}, {500, 1}, {1000, 1}, {2000, 1}, {4000, 1}, {1000, 2},
+	} {
+		b.Run(fmt.Sprintf("batch=%d/perCard=%d", c.size, c.perCard), func(b *testing.B) {
+			var (
+				rows  int
+				spent time.Duration
+				lat   []time.Duration
+			)
+			for b.Loop() {
+				b.StopTimer()
+				batch := d.batch(c.size, c.perCard)
+				b.StartTimer()
+				start := time.Now()
+				rejected, err := s.ApplyReviews(ctx, batch)
+				if err != nil || rejected != nil {
+					b.Fatal(rejected, err)
+				}
+				el := time.Since(start)
+				spent += el
+				lat = append(lat, el)
+				rows += len(batch)
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(rows)/spent.Seconds(), "rows/s")
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
