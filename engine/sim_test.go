@@ -660,8 +660,11 @@ func (w *world) newEngine(sc *simSidecar) *Engine {
 	e, err := New(simCache{w, sc.id}, simStore{w: w, sc: sc.id}, sc.journal, Config{
 		Sidecar: fmt.Sprintf("sc%d", sc.id),
 		Dirty:   sc.dirty,
-		Now:     func() time.Time { return time.UnixMilli(w.now) },
-		Logger:  slog.New(slog.NewTextHandler(traceWriter{w, sc.id}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		// The season never changes here: no background refresh, whose
+		// goroutine would read the clock outside the scheduler.
+		SeasonTTL: 1 << 62,
+		Now:       func() time.Time { return time.UnixMilli(w.now) },
+		Logger:    slog.New(slog.NewTextHandler(traceWriter{w, sc.id}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		SafeMode: SafeModeConfig{Failures: 3, OpenFor: time.Hour, Unavailable: func(err error) bool {
 			return errors.Is(err, errRedisDown) || errors.Is(err, errRedisSlow)
 		}},

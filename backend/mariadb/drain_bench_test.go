@@ -151,6 +151,10 @@ func BenchmarkDrainSustained(b *testing.B) {
 				lat = append(lat, el)
 				rows += len(batch)
 			}
+			for k, v := range PhaseTimes {
+				b.Logf("%s %v", k, v)
+			}
+			clear(PhaseTimes)
 			slices.Sort(lat)
 			b.ReportMetric(float64(rows)/spent.Seconds(), "rows/s")
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
@@ -159,3 +163,5 @@ func BenchmarkDrainSustained(b *testing.B) {
 		})
 	}
 }
+
+func TestPhaseDump(t *testing.T) {}

@@ -10,6 +10,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/srsproxy/srsproxy/fsrs"
@@ -339,11 +340,13 @@ func (s *Store) applyOnce(ctx context.Context, batch []srs.Review, skip []bool, 
 	// what the drainer that held it before committed (under REPEATABLE READ
 	// they would see the snapshot of the first read), and locking reads of
 	// absent rows take no gap locks.
+	t0 := time.Now()
 	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback()
+	PhaseHook("begin", &t0)
 
 	logTable := func(i int) string { return routes[batch[i].Season].log }
 	logTables, logGroups := byTable(todo, logTable)
@@ -353,6 +356,7 @@ func (s *Store) applyOnce(ctx context.Context, batch []srs.Review, skip []bool, 
 			return nil, err
 		}
 	}
+	PhaseHook("logged", &t0)
 	todo = slices.DeleteFunc(todo, func(i int) bool { return logged[logKeyOf(batch[i])] })
 	if len(todo) == 0 {
 		return nil, nil
@@ -376,6 +380,7 @@ func (s *Store) applyOnce(ctx context.Context, batch []srs.Review, skip []bool, 
 		}
 	}
 
+	PhaseHook("lock", &t0)
 	logTables, logGroups = byTable(todo, logTable)
 	for _, table := range logTables {
 		for chunk := range slices.Chunk(logGroups[table], chunkRows) {
@@ -393,6 +398,7 @@ func (s *Store) applyOnce(ctx context.Context, batch []srs.Review, skip []bool, 
 		}
 	}
 
+	PhaseHook("insertlog", &t0)
 	var (
 		recomputed    []srs.Card
 		inserts, sets = map[string][]srs.Card{}, map[string][]srs.Card{}
@@ -436,10 +442,20 @@ func (s *Store) applyOnce(ctx context.Context, batch []srs.Review, skip []bool, 
 			}
 		}
 	}
+	PhaseHook("cards", &t0)
 	if err := tx.Commit(); err != nil {
 		return nil, err
 	}
+	PhaseHook("commit", &t0)
 	return recomputed, nil
+}
+
+var PhaseTimes = map[string]time.Duration{}
+
+func PhaseHook(name string, t *time.Time) {
+	now := time.Now()
+	PhaseTimes[name] += now.Sub(*t)
+	*t = now
 }
 
 // continues reports whether a card's new reviews, in the order they apply,
