@@ -287,6 +287,11 @@ const AlertRate = 0.001
 func (e *Engine) Reconcile(ctx context.Context, season string, sample int) (ReconcileReport, error) {
 	var rep ReconcileReport
 	if season != "" {
+		// A named season must exist and be served from the cache (issue 12:
+		// an unknown season answered OK).
+		if _, _, err := e.servingSeason(ctx, season); err != nil {
+			return rep, err
+		}
 		rep.Seasons = []string{season}
 	} else {
 		all, err := e.store.Seasons(ctx)

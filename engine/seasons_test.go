@@ -374,3 +374,12 @@ func TestSeasonFromSnapshotWhileStoreDown(t *testing.T) {
 		t.Fatalf("a season with no snapshot while the store is down: %v, want srs.ErrStoreUnavailable", err)
 	}
 }
+
+// SRS.RECONCILE of a season that does not exist is an error, not an empty OK.
+func TestReconcileUnknownSeason(t *testing.T) {
+	t.Parallel()
+	e, _, _ := seasonEngine(t, &seasonStore{season: activeSeason("S-1", 0.9)})
+	if _, err := e.Reconcile(context.Background(), "S-NONE", 10); !errors.Is(err, srs.ErrUnknownSeason) {
+		t.Fatalf("reconcile of an unknown season: %v, want srs.ErrUnknownSeason", err)
+	}
+}
