@@ -30,6 +30,9 @@ var errorPrefixes = mustUniquePrefixes([]errorPrefix{
 	{srs.ErrQueueFull, "QUEUEFULL"},
 	{srs.ErrCacheUnavailable, "CACHEDOWN"},
 	{srs.ErrStoreUnavailable, "STOREDOWN"},
+	// TRYAGAIN: retry shortly, nothing was done. Also *engine.OverloadError
+	// (matches ErrContention): admission control shed the request before
+	// any upstream call, "TRYAGAIN sidecar overloaded; retry in 10ms".
 	{engine.ErrContention, "TRYAGAIN"},
 	{engine.ErrUnconfirmed, "UNCONFIRMED"},
 	{engine.ErrSeasonActive, "SEASONACTIVE"},
@@ -62,6 +65,10 @@ func errorReply(log *slog.Logger, cmd string, err error) string {
 	var arg *ArgError
 	if errors.As(err, &arg) {
 		return "ERR " + arg.Msg
+	}
+	var invalid *srs.InvalidError
+	if errors.As(err, &invalid) {
+		return "ERR " + invalid.Error()
 	}
 	var perm *PermError
 	if errors.As(err, &perm) {

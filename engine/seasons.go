@@ -26,13 +26,14 @@ type SeasonChange struct {
 }
 
 // CreateSeason creates a season (inactive) with the default scheduler and its
-// partitions. Errors: srs.ErrInvalidSeasonName, srs.ErrSeasonExists, a store error.
+// partitions. Errors: srs.ErrInvalidSeasonName, *srs.InvalidError (END
+// before START), srs.ErrSeasonExists, a store error.
 func (e *Engine) CreateSeason(ctx context.Context, name string, start, end time.Time) (srs.Season, error) {
 	if !srs.ValidSeasonName(name) {
 		return srs.Season{}, srs.ErrInvalidSeasonName
 	}
 	if !start.IsZero() && !end.IsZero() && end.Before(start) {
-		return srs.Season{}, fmt.Errorf("END %s is before START %s", end.Format(time.DateOnly), start.Format(time.DateOnly))
+		return srs.Season{}, &srs.InvalidError{Field: "END", Msg: fmt.Sprintf("%s is before START %s", end.Format(time.DateOnly), start.Format(time.DateOnly))}
 	}
 	s := srs.Season{Name: name, Start: start, End: end, EnableCache: true, Scheduler: srs.DefaultSchedulerConfig()}
 	return e.store.CreateSeason(ctx, s)
@@ -89,7 +90,7 @@ func (e *Engine) ChangeSeason(ctx context.Context, name string, ch SeasonChange)
 		}
 		sched, err := fsrs.New(*sc)
 		if err != nil {
-			return err
+			return &srs.InvalidError{Field: "scheduler", Msg: err.Error()}
 		}
 		*sc = sched.Config()
 		return nil

@@ -44,3 +44,13 @@ type SeasonArchivedError struct {
 func (e *SeasonArchivedError) Error() string {
 	return fmt.Sprintf("season %s was archived on %s", e.Season, e.ArchivedAt.UTC().Format(time.RFC3339))
 }
+
+// InvalidError is a request value the domain refuses (a season's END before
+// its START, a scheduler setting out of range). The RESP layer answers it as
+// an argument error naming Field.
+type InvalidError struct {
+	Field string // the option, as the client wrote it: "END", "LEARNING", …
+	Msg   string
+}
+
+func (e *InvalidError) Error() string { return e.Field + ": " + e.Msg }
