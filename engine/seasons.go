@@ -260,7 +260,8 @@ func (e *Engine) fetchSeason(name string, token *fsrs.Scheduler) (v any, err err
 	if err != nil {
 		return nil, err
 	}
-	if !sameSettings(e.seasonSnapshotOf(name), s) {
+	// Archived seasons keep no cache keys (invariant 5), snapshots included.
+	if s.Archive == srs.ArchiveNone && !sameSettings(e.seasonSnapshotOf(name), s) {
 		// Best effort: the snapshot only serves starts during an outage.
 		if err := e.safe.call(func() error { return e.cache.PutSeasonSnapshot(ctx, s) }); err != nil {
 			e.rateLog().Warn(e.log, "store the season settings snapshot in the cache", "season", name, "err", err)

@@ -162,7 +162,7 @@ func (c *Cache) SampleUsers(ctx context.Context, season string, n int) ([]string
 }
 
 // ClearSeason deletes the cache keys of every user registered for a season,
-// then the registry, walking the registry with SSCAN (never the keyspace; on
+// then the registry and the settings snapshot, walking the registry with SSCAN (never the keyspace; on
 // a cluster each user's keys are deleted on their own shard). It returns the
 // number of keys deleted.
 func (c *Cache) ClearSeason(ctx context.Context, season string) (int64, error) {
@@ -195,7 +195,7 @@ func (c *Cache) ClearSeason(ctx context.Context, season string) (int64, error) {
 			break
 		}
 	}
-	n, err := c.rdb.Del(ctx, reg).Result()
+	n, err := c.rdb.Del(ctx, reg, c.snapshotKey(season)).Result() // one slot: the season's tag
 	if err != nil {
 		return deleted, fmt.Errorf("redis clear season registry: %w", err)
 	}
