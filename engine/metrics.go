@@ -62,6 +62,39 @@ func (e *Engine) healthMetrics(m metric.Meter) error {
 			o.Observe(b2i(d.MariaDB), mariadb)
 			return nil
 		}))
+	if err != nil {
+		return err
+	}
+	return e.admissionMetrics(m)
+}
+
+// admissionMetrics registers srsproxy_shed{reason} (exported as
+// srsproxy_shed_total): cache calls refused by admission control with
+// TRYAGAIN instead of queueing on the pool, by reason (queue_full, wait,
+// pool); and srsproxy_upstream_in_flight, the calls holding a slot.
+func (e *Engine) admissionMetrics(m metric.Meter) error {
+	var reasons [shedReasons]metric.ObserveOption
+	for i, name := range shedReasonNames {
+		reasons[i] = metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", name)))
+	}
+	adm := e.safe.cfg.Admission
+	_, err := m.Int64ObservableCounter("srsproxy_shed",
+		metric.WithDescription("upstream calls refused by admission control (TRYAGAIN, nothing sent to Redis, not a breaker failure), by reason"),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			for i := range adm.shed {
+				o.Observe(adm.shed[i].Load(), reasons[i])
+			}
+			return nil
+		}))
+	if err != nil {
+		return err
+	}
+	_, err = m.Int64ObservableGauge("srsproxy_upstream_in_flight",
+		metric.WithDescription("upstream Redis calls in flight (bounded by admission control, sized to the pool)"),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(int64(len(adm.slots)))
+			return nil
+		}))
 	return err
 }
 

@@ -173,7 +173,7 @@ func (e *Engine) writeAhead(ctx context.Context, expected string, r srs.Review) 
 	resent := false
 	for range resendAttempts {
 		var out srs.SwapOutcome
-		err := e.safe.callCtx(ctx, func() (err error) {
+		err := e.safe.callCommitted(ctx, func() (err error) {
 			out, err = e.cache.Swap(ctx, expected, r.Card())
 			return err
 		})
@@ -189,7 +189,7 @@ func (e *Engine) writeAhead(ctx context.Context, expected string, r srs.Review) 
 		// Ambiguous (or a conflict after an ambiguous copy, which may be the
 		// copy landing): read back; never redo elsewhere.
 		var rd srs.CardRead
-		if err := e.safe.callCtx(ctx, func() (err error) {
+		if err := e.safe.callCommitted(ctx, func() (err error) {
 			rd, err = e.cache.Read(ctx, r.Season, r.Player, r.QuestionID)
 			return err
 		}); err != nil {

@@ -33,6 +33,10 @@ type SafeModeConfig struct {
 	ProbeInterval time.Duration // how often a probe is sent while not closed, default 1s
 	Top           int           // SRS.DUE items in Safe Mode, 5–10, default 10
 	Limiter       Limiter       // nil: no limits
+	// Admission bounds the concurrent cache calls, in front of the breaker:
+	// a call it refuses (*OverloadError) sends nothing and counts neither
+	// way. nil: NewAdmission(AdmissionConfig{}).
+	Admission *Admission
 	// Unavailable classifies cache errors; only these count as breaker
 	// failures. Whatever it says, a cancellation, and any failure of a call
 	// made with callCtx after its caller's context ended (the client went
@@ -123,6 +127,9 @@ func newSafeMode(cfg SafeModeConfig, now func() time.Time) *safeMode {
 	if cfg.Unavailable == nil {
 		cfg.Unavailable = func(err error) bool { return err != nil }
 	}
+	if cfg.Admission == nil {
+		cfg.Admission = NewAdmission(AdmissionConfig{})
+	}
 	s := &safeMode{cfg: cfg, wake: make(chan struct{}, 1), dirty: map[userKey]uint64{}, stop: make(chan struct{}),
 		logs: logx.New(LogEvery, now)}
 	s.cb = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
@@ -189,34 +196,62 @@ func (e errCallerGone) Unwrap() error { return e.err }
 
 // callerGone reports whether a failure is the caller's rather than the
 // cache's: such failures are excluded from the breaker's counts. That is
-// one marked by callCtx (its context had ended), or a cancellation. A
+// one marked by callCtx (its context had ended), a cancellation, or the
+// sidecar's own overload (ErrOverloaded: admission control). A
 // context.DeadlineExceeded alone is not: go-redis reports its own socket
 // deadlines (derived from the context) that way too, so only callCtx, which
 // knows the caller's context, can tell whose deadline it was.
 func callerGone(err error) bool {
 	var cg errCallerGone
-	return errors.As(err, &cg) || errors.Is(err, context.Canceled)
+	return errors.As(err, &cg) || errors.Is(err, context.Canceled) || errors.Is(err, ErrOverloaded)
 }
 
 // errBypass marks a cache call that must be served without the cache.
 var errBypass = errors.New("cache bypassed")
 
-// call runs fn through the breaker. It returns errBypass when the cache is
-// unavailable (breaker open, or fn failed for availability reasons).
+// call runs fn through admission control and the breaker. It returns
+// errBypass when the cache is unavailable (breaker open, or fn failed for
+// availability reasons), and an *OverloadError, counted neither way, when
+// admission refused the call (or fn met the cache's own overload).
 // Prefer callCtx, which also knows when a failure is the caller's.
 func (s *safeMode) call(fn func() error) error {
-	_, err := s.cb.Execute(func() (struct{}, error) { return struct{}{}, fn() })
+	adm := s.cfg.Admission
+	if err := adm.acquire(context.Background()); err != nil {
+		return err
+	}
+	defer adm.release()
+	_, err := s.cb.Execute(func() (struct{}, error) { return struct{}{}, adm.own(fn()) })
 	return s.verdict(err)
 }
 
 // callCtx is call for a cache call made with ctx: if fn fails after ctx
 // ended (the client went away, or its deadline passed), the failure is not
 // counted by the breaker and is returned as it is (wrapping ctx's end), not
-// as errBypass.
+// as errBypass. When ctx ends while the call waits for admission, ctx's
+// error is returned.
 func (s *safeMode) callCtx(ctx context.Context, fn func() error) error {
+	adm := s.cfg.Admission
+	if err := adm.acquire(ctx); err != nil {
+		return err
+	}
+	defer adm.release()
+	return s.execCtx(ctx, fn)
+}
+
+// callCommitted is callCtx without admission, for the calls a review makes
+// once its entry is on disk (the compare-and-set and its read-back):
+// shedding those would leave an acknowledged-to-be review unconfirmed and
+// move load to MariaDB, the opposite of shedding.
+func (s *safeMode) callCommitted(ctx context.Context, fn func() error) error {
+	return s.execCtx(ctx, fn)
+}
+
+// execCtx runs fn through the breaker for callCtx and callCommitted.
+func (s *safeMode) execCtx(ctx context.Context, fn func() error) error {
+	adm := s.cfg.Admission
 	_, err := s.cb.Execute(func() (struct{}, error) {
-		err := fn()
-		if err != nil && ctx.Err() != nil {
+		err := adm.own(fn())
+		if err != nil && ctx.Err() != nil && !errors.Is(err, ErrOverloaded) {
 			err = errCallerGone{err}
 		}
 		return struct{}{}, err

@@ -15,23 +15,30 @@ import (
 // not "your request was wrong".
 var unavailablePrefixes = []string{"LOADING", "CLUSTERDOWN", "MASTERDOWN", "TRYAGAIN", "BUSY ", "READONLY", "NOREPLICAS"}
 
-// IsUnavailable reports whether err says the upstream Redis is unavailable
-// (network errors, timeouts, a closed or exhausted pool, a server that is
-// loading, failing over or has no cluster quorum). A nil reply, a script's
-// own error and a cancelled context are not availability problems: the
-// circuit breaker counts only these.
+// IsUnavailable reports whether err says the upstream Redis is unavailable:
+// network errors (a refused or reset connection, a dial that timed out), a
+// read or write deadline on a connection that was sent a command (the server
+// did not answer), a context deadline (see IsOverloaded), a closed client, a
+// server that is loading, failing over or has no cluster quorum. The circuit
+// breaker counts only these.
+//
+// Not availability problems: a nil reply, a script's own error, a
+// cancelled context, and overload (IsOverloaded): waiting for a pooled
+// connection says that this sidecar asks more than its pool holds, not that
+// Redis is down. A stalled Redis is still seen: the calls that hold the
+// pool's connections fail with their read deadlines, and those count.
 func IsUnavailable(err error) bool {
 	switch {
-	case err == nil, errors.Is(err, goredis.Nil), errors.Is(err, context.Canceled):
+	case err == nil, errors.Is(err, goredis.Nil), errors.Is(err, context.Canceled), IsOverloaded(err):
 		return false
-	case errors.Is(err, goredis.ErrPoolTimeout), errors.Is(err, goredis.ErrPoolExhausted), errors.Is(err, goredis.ErrClosed),
-		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, context.DeadlineExceeded),
+	case errors.Is(err, goredis.ErrClosed), errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
 		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
 		return true
 	}
 	var netErr net.Error
 	if errors.As(err, &netErr) {
-		return true
+		return true // socket deadlines ("i/o timeout") and dial failures
 	}
 	var redisErr goredis.Error
 	if errors.As(err, &redisErr) {
@@ -45,4 +52,22 @@ func IsUnavailable(err error) bool {
 	}
 	// go-redis reports some dial failures as plain errors wrapping no type.
 	return strings.Contains(err.Error(), "connection refused") || strings.Contains(err.Error(), "use of closed network connection")
+}
+
+// IsOverloaded reports whether err is the sidecar's own waiting rather than
+// an answer (or the silence) of Redis: go-redis gave up waiting for a pooled
+// connection (ErrPoolTimeout after PoolTimeout, ErrPoolExhausted). Such a
+// call sent nothing to Redis; it is safe to retry.
+//
+// A bare context.DeadlineExceeded is not overload, though go-redis returns
+// it when the caller's deadline passes during a pool wait: it returns the
+// same error when that deadline passes on a socket that was sent a command,
+// or while a new connection waits for the server to answer its handshake
+// (HELLO) — a stalled server. Only the caller can tell whose deadline it was
+// (the engine's callCtx does). A socket deadline from ReadTimeout or
+// WriteTimeout is the socket's "i/o timeout" (os.ErrDeadlineExceeded).
+// TestPoolWaitIsOverload and TestStalledRedisIsUnavailable show each case
+// against a real server.
+func IsOverloaded(err error) bool {
+	return errors.Is(err, goredis.ErrPoolTimeout) || errors.Is(err, goredis.ErrPoolExhausted)
 }

@@ -206,7 +206,7 @@ func (b *bench) startSidecar() error {
 	b.sidecarArgs = []string{"--mysql", b.dsn.FormatDSN(), "--redis", b.redisAddr,
 		"--redis-prefix", b.o.Prefix, "--queue-dir", filepath.Join(b.dir, "queue"),
 		"--sidecar-id", "srsbench", "--log-level", "warn"}
-	args := append([]string{"--listen", b.sidecarAddr, "--admin-listen", b.adminAddr}, b.sidecarArgs...)
+	args := append([]string{"--listen", b.sidecarAddr, "--admin-listen", b.adminAddr, "--pprof"}, b.sidecarArgs...)
 	if b.sidecar, err = startProc(b.dir, "srsproxy", b.o.Bin, args...); err != nil {
 		return err
 	}

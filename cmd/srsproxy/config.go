@@ -35,6 +35,7 @@ type Config struct {
 	Fsync           string        // always | interval
 	FsyncInterval   time.Duration //
 	AdminListen     string        // HTTP health and metrics; "off" disables
+	Pprof           bool          // serve /debug/pprof/ on the admin listener
 	RequirePass     string        // password of the "default" admin user
 	Users           string        // users file: "name role password" per line
 	SidecarID       string        // recorded with each review; default host:port
@@ -43,6 +44,7 @@ type Config struct {
 	ShutdownTimeout time.Duration // bound on the drain at shutdown
 
 	RedisTimeout     time.Duration // read/write timeout of upstream calls
+	RedisPoolSize    int           // upstream connections per node; also the bound on concurrent upstream calls
 	BreakerFailures  int           // consecutive availability failures that open the breaker
 	BreakerOpen      time.Duration // time open before a half-open probe
 	SafeTop          int           // SRS.DUE items in Safe Mode (5–10)
@@ -54,6 +56,18 @@ type Config struct {
 	Retention       time.Duration // archives older than this become eligible for deletion
 	ReconcileEvery  time.Duration // period of the cluster-wide reconciliation job
 	ReconcileSample int           // cards compared per reconciliation run
+}
+
+// defaultAdmin is the admin listener of a sidecar listening on listen: the
+// same host, port + 10000 (6380 → 16380), so two sidecars on one host never
+// clash; an ephemeral port when that does not fit.
+func defaultAdmin(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	p, perr := strconv.Atoi(port)
+	if err != nil || perr != nil || p == 0 || p+10000 > 65535 {
+		return net.JoinHostPort(cmp.Or(host, "127.0.0.1"), "0")
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p+10000))
 }
 
 // withDefaults fills unset fields.
@@ -70,11 +84,12 @@ func (c Config) withDefaults() Config {
 	c.QueueMaxMemory = cmp.Or(c.QueueMaxMemory, 256<<20)
 	c.Fsync = cmp.Or(c.Fsync, "always")
 	c.FsyncInterval = cmp.Or(c.FsyncInterval, 100*time.Millisecond)
-	c.AdminListen = cmp.Or(c.AdminListen, "127.0.0.1:9121")
+	c.AdminListen = cmp.Or(c.AdminListen, defaultAdmin(c.Listen))
 	c.LogFormat = cmp.Or(c.LogFormat, "text")
 	c.LogLevel = cmp.Or(c.LogLevel, "info")
 	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, 10*time.Second)
 	c.RedisTimeout = cmp.Or(c.RedisTimeout, 250*time.Millisecond)
+	c.RedisPoolSize = cmp.Or(c.RedisPoolSize, engine.DefaultMaxInFlight)
 	c.BreakerFailures = cmp.Or(c.BreakerFailures, 5)
 	c.BreakerOpen = cmp.Or(c.BreakerOpen, 5*time.Second)
 	c.SafeTop = cmp.Or(c.SafeTop, 10)
@@ -125,6 +140,7 @@ func (c Config) Validate() error {
 	check(c.LogFormat == "text" || c.LogFormat == "json", "--log-format must be text or json, got %q", c.LogFormat)
 	check(c.ShutdownTimeout > 0, "--shutdown-timeout must be positive")
 	check(c.RedisTimeout >= 10*time.Millisecond && c.RedisTimeout <= 10*time.Second, "--redis-timeout must be in [10ms, 10s], got %s", c.RedisTimeout)
+	check(c.RedisPoolSize >= 1 && c.RedisPoolSize <= 100000, "--redis-pool-size must be in [1, 100000], got %d", c.RedisPoolSize)
 	check(c.BreakerFailures >= 1 && c.BreakerFailures <= 1000, "--breaker-failures must be in [1, 1000], got %d", c.BreakerFailures)
 	check(c.BreakerOpen >= 100*time.Millisecond, "--breaker-open must be at least 100ms, got %s", c.BreakerOpen)
 	check(c.SafeTop >= 5 && c.SafeTop <= 10, "--safe-top must be in [5, 10], got %d", c.SafeTop)
@@ -259,7 +275,8 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.Var(bytesFlag{&c.QueueMaxMemory}, "queue-max-memory", "heap of the queue's index of undrained reviews (~290 B each) before reviews are refused (default 256MiB)")
 	fs.StringVar(&c.Fsync, "fsync", "", "always (ack after fsync, default) or interval (ack before fsync; up to --fsync-interval of acks can be lost on power loss)")
 	fs.DurationVar(&c.FsyncInterval, "fsync-interval", 0, "fsync period with --fsync interval (default 100ms)")
-	fs.StringVar(&c.AdminListen, "admin-listen", "", "HTTP address for /healthz, /readyz, /metrics, or off (default 127.0.0.1:9121)")
+	fs.StringVar(&c.AdminListen, "admin-listen", "", "HTTP address for /healthz, /readyz, /metrics, or off (default: the --listen host, its port + 10000)")
+	fs.BoolVar(&c.Pprof, "pprof", false, "serve Go profiles at /debug/pprof/ on the admin listener (off by default: they expose internals)")
 	fs.StringVar(&c.RequirePass, "requirepass", "", "password of the default (admin) user")
 	fs.StringVar(&c.Users, "users", "", "users file: one 'name role password' per line, role app or admin")
 	fs.StringVar(&c.SidecarID, "sidecar-id", "", "id recorded with each review (default hostname:port)")
@@ -267,6 +284,7 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&c.LogLevel, "log-level", "", "debug, info, warn or error (default info)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 0, "how long shutdown drains the queue before leaving the rest on disk (default 10s)")
 	fs.DurationVar(&c.RedisTimeout, "redis-timeout", 0, "read/write timeout of upstream Redis calls (default 250ms)")
+	fs.IntVar(&c.RedisPoolSize, "redis-pool-size", 0, "upstream Redis connections (per cluster node); at most this many upstream calls run at once, more wait briefly, then get TRYAGAIN (default 256)")
 	fs.IntVar(&c.BreakerFailures, "breaker-failures", 0, "consecutive upstream failures that open the breaker into Safe Mode (default 5)")
 	fs.DurationVar(&c.BreakerOpen, "breaker-open", 0, "time the breaker stays open before a half-open probe (default 5s)")
 	fs.IntVar(&c.SafeTop, "safe-top", 0, "SRS.DUE items served in Safe Mode, 5-10 (default 10)")

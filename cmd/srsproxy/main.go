@@ -172,7 +172,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	m.cache, err = rcache.New(rcache.Options{
 		Addrs: c.Redis, Cluster: c.RedisCluster, Password: c.RedisPassword, Prefix: c.RedisPrefix, TTL: c.CacheTTL,
-		ReadTimeout: c.RedisTimeout, WriteTimeout: c.RedisTimeout, DialTimeout: 2 * c.RedisTimeout,
+		ReadTimeout: c.RedisTimeout, WriteTimeout: c.RedisTimeout, DialTimeout: 2 * c.RedisTimeout, PoolSize: c.RedisPoolSize,
 	})
 	if err != nil {
 		return fmt.Errorf("redis: %w", err)
@@ -197,6 +197,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			Failures: uint32(c.BreakerFailures), OpenFor: c.BreakerOpen, Top: c.SafeTop, Limiter: limiter,
 			Unavailable: rcache.IsUnavailable, Ping: m.cache.Ping, OnChange: m.safeModeChanged,
 			OnStoreBack: func() { m.queue.Kick() }, // drain at once when MariaDB is back
+			// Overload is not an outage: as many upstream calls as pooled connections, then TRYAGAIN.
+			Admission: engine.NewAdmission(engine.AdmissionConfig{MaxInFlight: c.RedisPoolSize, Overloaded: rcache.IsOverloaded}),
 		},
 	})
 	if err != nil {
@@ -421,9 +423,11 @@ func (m *Main) startAdmin(addr string) error {
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.Handle("/metrics", m.tel.Metrics)
 	// Profiles of the hot path (srsbench fetches CPU profiles under load).
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	if m.Config.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	}
 	// queueHealth reports whether the queue can take reviews now: its disk
 	// writes (*srs.QueueDiskError, a failed log) and its cap (srs.ErrQueueFull
 	// when less than the room for a few reviews is left).

@@ -142,3 +142,27 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 		t.Fatalf("env defaults: %+v %v", c, err)
 	}
 }
+
+// The admin listener follows the RESP port, so two sidecars on one host do
+// not clash (issue 12), and profiles are off unless asked for.
+func TestAdminListenerDefault(t *testing.T) {
+	t.Parallel()
+	for listen, want := range map[string]string{
+		"127.0.0.1:6380":  "127.0.0.1:16380",
+		"127.0.0.1:6381":  "127.0.0.1:16381",
+		"[::1]:7000":      "[::1]:17000",
+		"127.0.0.1:0":     "127.0.0.1:0",
+		"127.0.0.1:60000": "127.0.0.1:0",
+	} {
+		c, err := ParseConfig([]string{"--listen", listen}, func(string) string { return "" })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.withDefaults().AdminListen; got != want {
+			t.Errorf("--listen %s: admin %s, want %s", listen, got, want)
+		}
+		if c.Pprof {
+			t.Errorf("--listen %s: pprof on by default", listen)
+		}
+	}
+}
