@@ -52,6 +52,24 @@ func collectCards(ctx context.Context, q querier, query string, args ...any) ([]
 	return out, rows.Err()
 }
 
+// collectStmt runs a prepared card query and collects its rows.
+func collectStmt(ctx context.Context, st *sql.Stmt, args ...any) ([]srs.Card, error) {
+	rows, err := st.QueryContext(ctx, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []srs.Card
+	for rows.Next() {
+		c, err := scanCard(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
 // UserCards returns every card of one player in one season, ordered by
 // question id: the whole user-season a cache miss loads. It returns the
 // database error (context.DeadlineExceeded in its chain after the read

@@ -1,12 +1,15 @@
 package mariadb
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,11 +36,19 @@ var (
 	benchStages   = []string{"intro", "core", "practice", "exam"}
 )
 
-func benchUUID(rnd *rand.Rand) string {
+// benchUUID is a random (version 4) UUID, as srsbench's question ids; with
+// ms > 0 it is a version 7 one of that time, as the engine's review ids.
+func benchUUID(rnd *rand.Rand, ms int64) string {
 	var b uuid.UUID
 	binary.BigEndian.PutUint64(b[:8], rnd.Uint64())
+	if ms > 0 {
+		binary.BigEndian.PutUint64(b[:8], uint64(ms)<<16|rnd.Uint64()&0xffff)
+		b[6] = b[6]&0x0f | 0x70
+	}
 	binary.BigEndian.PutUint64(b[8:], rnd.Uint64())
-	b[6] = b[6]&0x0f | 0x40
+	if ms == 0 {
+		b[6] = b[6]&0x0f | 0x40
+	}
 	b[8] = b[8]&0x3f | 0x80
 	return b.String()
 }
@@ -49,7 +60,7 @@ func newDrainLoad(tb testing.TB, s *Store, season string, users, perUser int) *d
 	d := &drainLoad{rnd: rand.New(rand.NewPCG(1, 2)), now: 1_780_000_000_000}
 	for u := range users {
 		for range perUser {
-			c := srs.Card{Season: season, Player: fmt.Sprintf("student-%07d", u), QuestionID: benchUUID(d.rnd),
+			c := srs.Card{Season: season, Player: fmt.Sprintf("student-%07d", u), QuestionID: benchUUID(d.rnd, 0),
 				Subject: benchSubjects[d.rnd.IntN(len(benchSubjects))],
 				Topic:   "topic-" + strconv.Itoa(1+d.rnd.IntN(24)),
 				Stage:   benchStages[d.rnd.IntN(len(benchStages))]}
@@ -85,7 +96,7 @@ func (d *drainLoad) review(i int) srs.Review {
 	d.now += 7
 	grade := srs.Grade(2 + d.rnd.IntN(3))
 	r := srs.Review{
-		ID: benchUUID(d.rnd), Season: c.Season, Player: c.Player, QuestionID: c.QuestionID,
+		ID: benchUUID(d.rnd, d.now), Season: c.Season, Player: c.Player, QuestionID: c.QuestionID,
 		Subject: c.Subject, Topic: c.Topic, Stage: c.Stage, Grade: grade,
 		ReviewedAt: d.now, DurationMS: int64(2000 + d.rnd.IntN(8000)), ElapsedDays: int((d.now - c.LastReview) / 86_400_000),
 		Sidecar: "sidecar-a", Before: c.Schedule,
@@ -132,6 +143,7 @@ func BenchmarkDrainSustained(b *testing.B) {
 		{100, 1}, {500, 1}, {1000, 1}, {2000, 1}, {4000, 1}, {1000, 2},
 	} {
 		b.Run(fmt.Sprintf("batch=%d/perCard=%d", c.size, c.perCard), func(b *testing.B) {
+			cpu0 := serverCPU()
 			var (
 				rows  int
 				spent time.Duration
@@ -151,17 +163,72 @@ func BenchmarkDrainSustained(b *testing.B) {
 				lat = append(lat, el)
 				rows += len(batch)
 			}
-			for k, v := range PhaseTimes {
-				b.Logf("%s %v", k, v)
-			}
-			clear(PhaseTimes)
 			slices.Sort(lat)
 			b.ReportMetric(float64(rows)/spent.Seconds(), "rows/s")
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+			if cpu0 >= 0 {
+				b.ReportMetric(float64(serverCPU()-cpu0)/float64(rows), "db-cpu-µs/row")
+			}
 			b.ReportMetric(0, "ns/op")
 		})
 	}
 }
 
-func TestPhaseDump(t *testing.T) {}
+// serverCPU returns the CPU time (user and system) the local mariadbd
+// process has used, in µs, or -1 when there is none to read (another host,
+// no /proc): the server's cost per row, apart from waiting.
+func serverCPU() int64 {
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		comm, err := os.ReadFile("/proc/" + d.Name() + "/comm")
+		if err != nil || strings.TrimSpace(string(comm)) != "mariadbd" {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + d.Name() + "/stat")
+		if err != nil {
+			return -1
+		}
+		// Fields after the ")" that ends comm: utime is the 12th, stime the 13th.
+		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(f) < 13 {
+			return -1
+		}
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		return (ut + st) * 1_000_000 / 100 // USER_HZ
+	}
+	return -1
+}
+
+// BenchmarkDrainBatchSizes compares batch sizes at the same log size and
+// machine load: each round applies one batch of every size in turn, so
+// growth of the log and other load on the machine hit every size alike.
+// It reports rows/s per size (the time in ApplyReviews only), the figure
+// writebehind's BatchSize default is chosen by.
+func BenchmarkDrainBatchSizes(b *testing.B) {
+	ctx := context.Background()
+	s := newStore(b)
+	newSeason(b, s, season)
+	d := newDrainLoad(b, s, season, 1000, 200)
+	sizes := []int{50, 100, 250, 500, 1000, 2000}
+	spent := make([]time.Duration, len(sizes))
+	rows := make([]int, len(sizes))
+	for b.Loop() {
+		for i, size := range sizes {
+			b.StopTimer()
+			batch := d.batch(size, 1)
+			b.StartTimer()
+			start := time.Now()
+			if rejected, err := s.ApplyReviews(ctx, batch); err != nil || rejected != nil {
+				b.Fatal(rejected, err)
+			}
+			spent[i] += time.Since(start)
+			rows[i] += size
+		}
+	}
+	for i, size := range sizes {
+		b.ReportMetric(float64(rows[i])/spent[i].Seconds(), fmt.Sprintf("rows/s@%d", size))
+	}
+	b.ReportMetric(0, "ns/op")
+}

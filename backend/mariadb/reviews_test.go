@@ -327,3 +327,76 @@ func TestReviewRoundTripExact(t *testing.T) {
 		}
 	}
 }
+
+// TestApplyReviewsPreparedMatchesInterpolated applies the same batches
+// through server-side prepared statements of small sizes (so that these
+// batches use them, remainders included) and through interpolation only:
+// cards and logs come out the same, bit for bit. The batches cover new
+// cards, in-order reviews, a late review that replays its card, awkward
+// floats, and batches drained again wholly or in part (the log INSERT
+// finds them logged and the batch runs again with the log read first).
+func TestApplyReviewsPreparedMatchesInterpolated(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	interp, prep := newStore(t), newStore(t)
+	interp.chunks, prep.chunks = nil, []int{8, 3}
+	var batches [][]srs.Review
+	var first []srs.Review
+	for i := range 40 {
+		r := review(fmt.Sprintf("a%02d", i), season, fmt.Sprintf("p%d", i%5), fmt.Sprintf("q%d", i), 1_000_000+int64(i), 1)
+		r.After.Stability, r.After.Difficulty = 1.0/3+float64(i), -0.0
+		r.Before.LastID, r.After.Recall = math.MaxUint64-uint64(i), 5e-324
+		first = append(first, r)
+	}
+	batches = append(batches, first)
+	var second []srs.Review
+	for i, prev := range first[:30] {
+		second = append(second, then(prev, review(fmt.Sprintf("b%02d", i), season, prev.Player, prev.QuestionID, 2_000_000+int64(i), 2)))
+	}
+	batches = append(batches, second, second) // drained again: all logged
+	late := review("late", season, first[0].Player, first[0].QuestionID, 1_500_000, 2)
+	batches = append(batches, append([]srs.Review{late}, second[:10]...)) // partly logged, one replay
+	for _, s := range []*Store{interp, prep} {
+		newSeason(t, s, season)
+		for _, b := range batches {
+			if rejected, err := s.ApplyReviews(ctx, b); err != nil || rejected != nil {
+				t.Fatalf("ApplyReviews = %v, %v", rejected, err)
+			}
+		}
+	}
+	for p := range 5 {
+		player := fmt.Sprintf("p%d", p)
+		want, err := interp.UserCards(ctx, season, player)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := prep.UserCards(ctx, season, player)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(want) != 8 || !reflect.DeepEqual(got, want) {
+			t.Errorf("cards of %s:\n got %+v\nwant %+v", player, got, want)
+		}
+		for _, c := range want {
+			wl, err := interp.ReviewLog(ctx, season, player, c.QuestionID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gl, err := prep.ReviewLog(ctx, season, player, c.QuestionID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(gl, wl) {
+				t.Errorf("log of %s/%s:\n got %+v\nwant %+v", player, c.QuestionID, gl, wl)
+			}
+		}
+	}
+	c := mustCard(t, prep, season, first[0].Player, first[0].QuestionID)
+	if c.LastID != srs.ReviewHash("b00") || c.Reps != 3 {
+		t.Errorf("replayed card = %+v, want reps 3 after b00", c)
+	}
+	if math.Float64bits(mustCard(t, prep, season, first[39].Player, first[39].QuestionID).Difficulty) != math.Float64bits(-0.0) &&
+		math.Float64bits(mustCard(t, interp, season, first[39].Player, first[39].QuestionID).Difficulty) == math.Float64bits(-0.0) {
+		t.Error("-0 difficulty lost through the prepared path")
+	}
+}

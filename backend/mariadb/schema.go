@@ -132,6 +132,8 @@ var migrations = []migration{
 	// Version 3 (core v2): the card record's last_id and recall, on cards and
 	// on both schedules of review_log, and review ids unique per card.
 	{fn: migrate3},
+	// Version 4: review_log loses card_idx (see migrate4).
+	{fn: migrate4},
 }
 
 // migrate brings the schema to the latest version. A named lock serialises

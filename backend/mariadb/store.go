@@ -45,6 +45,12 @@ type Store struct {
 	slow   *sql.DB // DDL, migrations, archive moves and counts: no socket read/write timeout unless the DSN sets one
 	schema string
 	log    *slog.Logger
+	// foundRows is the DSN's clientFoundRows: affected rows then count rows
+	// matched, not changed, and ApplyReviews cannot tell a logged review
+	// from its log INSERT, so it reads the log first (see applyOnce).
+	foundRows bool
+	prepared  stmtCache // ApplyReviews' multi-row statements; see preparedRows
+	chunks    []int     // the prepared sizes, preparedRows unless a test sets others
 
 	mu          sync.Mutex
 	now         func() time.Time
@@ -222,7 +228,7 @@ func openPools(cfg, slowCfg *mysql.Config, logger *slog.Logger, maxConns int) (*
 	slow.SetConnMaxIdleTime(time.Minute)
 	slow.SetConnMaxLifetime(time.Hour)
 	return &Store{
-		db: db, slow: slow, schema: cfg.DBName, log: logger, now: time.Now,
+		db: db, slow: slow, schema: cfg.DBName, log: logger, foundRows: cfg.ClientFoundRows, chunks: preparedRows, now: time.Now,
 		timeouts: Timeouts{}.withDefaults(), routes: map[string]route{},
 	}, nil
 }
@@ -271,7 +277,7 @@ func (s *Store) clock() time.Time {
 
 // Close closes the connection pools. It returns the first close error.
 func (s *Store) Close() error {
-	return errors.Join(s.db.Close(), s.slow.Close())
+	return errors.Join(s.closePrepared(), s.db.Close(), s.slow.Close())
 }
 
 // Ping checks that the server answers within the read timeout; it returns
