@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Limits on argument sizes. They keep keys, rows and replies bounded.
@@ -23,72 +24,84 @@ func (e *ArgError) Error() string { return e.Msg }
 
 func argErr(format string, a ...any) error { return &ArgError{Msg: fmt.Sprintf(format, a...)} }
 
-// cursor walks a command's arguments (args[0] is the command name).
+// cursor walks a command's arguments (args[0] is the command name). The
+// arguments alias the connection's read buffer: the byte methods return them
+// as they are, for values that are checked and dropped; what a request keeps
+// is copied once, by own.
 type cursor struct {
-	cmd  string
 	args [][]byte
 	i    int
 }
 
-func newCursor(args [][]byte) *cursor {
-	return &cursor{cmd: strings.ToUpper(string(args[0])), args: args, i: 1}
-}
+func newCursor(args [][]byte) *cursor { return &cursor{args: args, i: 1} }
+
+// cmd is the command name for error messages.
+func (c *cursor) cmd() string { return strings.ToUpper(string(c.args[0])) }
 
 func (c *cursor) more() bool { return c.i < len(c.args) }
 
-// next returns the next argument, named for the error when it is missing.
-func (c *cursor) next(name string) (string, error) {
+// raw returns the next argument, named for the error when it is missing.
+func (c *cursor) raw(name string) ([]byte, error) {
 	if c.i >= len(c.args) {
-		return "", argErr("%s: missing %s", c.cmd, name)
+		return nil, argErr("%s: missing %s", c.cmd(), name)
 	}
-	s := string(c.args[c.i])
+	b := c.args[c.i]
 	c.i++
-	return s, nil
+	return b, nil
 }
 
-// id reads a required identifier (player, question, review id).
+// next returns a copy of the next argument.
+func (c *cursor) next(name string) (string, error) {
+	b, err := c.raw(name)
+	return string(b), err
+}
+
+// idBytes reads a required identifier (player, question, review id).
+func (c *cursor) idBytes(name string) ([]byte, error) {
+	b, err := c.raw(name)
+	if err != nil {
+		return nil, err
+	}
+	return b, checkText(name, view(b), MaxIDLen)
+}
+
+// id is idBytes copied.
 func (c *cursor) id(name string) (string, error) {
-	s, err := c.next(name)
-	if err != nil {
-		return "", err
-	}
-	return s, checkText(name, s, MaxIDLen)
+	b, err := c.idBytes(name)
+	return string(b), err
 }
 
-// label reads a subject, topic or stage.
-func (c *cursor) label(name string) (string, error) {
-	s, err := c.next(name)
-	if err != nil {
-		return "", err
+// labelBytes reads a subject, topic or stage, which may be empty.
+func (c *cursor) labelBytes(name string) ([]byte, error) {
+	b, err := c.raw(name)
+	if err != nil || len(b) == 0 {
+		return b, err
 	}
-	if s == "" {
-		return s, nil
-	}
-	return s, checkText(name, s, MaxLabelLen)
+	return b, checkText(name, view(b), MaxLabelLen)
 }
 
 // int reads an integer in [lo, hi].
 func (c *cursor) int(name string, lo, hi int64) (int64, error) {
-	s, err := c.next(name)
+	b, err := c.raw(name)
 	if err != nil {
 		return 0, err
 	}
-	n, err := strconv.ParseInt(s, 10, 64)
+	n, err := strconv.ParseInt(view(b), 10, 64)
 	if err != nil || n < lo || n > hi {
-		return 0, argErr("%s: %s must be an integer in [%d, %d], got %q", c.cmd, name, lo, hi, clip(s))
+		return 0, argErr("%s: %s must be an integer in [%d, %d], got %q", c.cmd(), name, lo, hi, clip(string(b)))
 	}
 	return n, nil
 }
 
 // float reads a finite number in [lo, hi].
 func (c *cursor) float(name string, lo, hi float64) (float64, error) {
-	s, err := c.next(name)
+	b, err := c.raw(name)
 	if err != nil {
 		return 0, err
 	}
-	f, err := strconv.ParseFloat(s, 64)
+	f, err := strconv.ParseFloat(view(b), 64)
 	if err != nil || f < lo || f > hi || f != f {
-		return 0, argErr("%s: %s must be a number in [%g, %g], got %q", c.cmd, name, lo, hi, clip(s))
+		return 0, argErr("%s: %s must be a number in [%g, %g], got %q", c.cmd(), name, lo, hi, clip(string(b)))
 	}
 	return f, nil
 }
@@ -105,22 +118,90 @@ func (c *cursor) onOff(name string) (bool, error) {
 	case "OFF":
 		return false, nil
 	}
-	return false, argErr("%s: %s must be ON or OFF, got %q", c.cmd, name, clip(s))
+	return false, argErr("%s: %s must be ON or OFF, got %q", c.cmd(), name, clip(s))
 }
 
-// keyword reads the next option name, upper-cased.
+// keyword reads the next option name, upper-cased. A known option comes back
+// as a constant; only an unknown one is copied.
 func (c *cursor) keyword() string {
-	s := strings.ToUpper(string(c.args[c.i]))
+	b := c.args[c.i]
 	c.i++
-	return s
+	if kw, ok := knownKeyword(b); ok {
+		return kw
+	}
+	return strings.ToUpper(string(b))
+}
+
+// knownKeyword upper-cases b in place of strings.ToUpper when it is ASCII
+// and one of the option names; anything else (non-ASCII text may upper-case
+// to a keyword, as "ſubject" does) takes strings.ToUpper.
+func knownKeyword(b []byte) (string, bool) {
+	var up [16]byte
+	if len(b) > len(up) {
+		return "", false
+	}
+	for i, ch := range b {
+		switch {
+		case ch >= 0x80:
+			return "", false
+		case 'a' <= ch && ch <= 'z':
+			ch -= 'a' - 'A'
+		}
+		up[i] = ch
+	}
+	switch kw := up[:len(b)]; string(kw) {
+	case "AT":
+		return "AT", true
+	case "ID":
+		return "ID", true
+	case "SUBJECT":
+		return "SUBJECT", true
+	case "TOPIC":
+		return "TOPIC", true
+	case "STAGE":
+		return "STAGE", true
+	case "DURATION":
+		return "DURATION", true
+	case "LIMIT":
+		return "LIMIT", true
+	case "SAMPLE":
+		return "SAMPLE", true
+	}
+	return "", false
 }
 
 func (c *cursor) unknownOption(opt string) error {
-	return argErr("%s: unknown option %q", c.cmd, clip(opt))
+	return argErr("%s: unknown option %q", c.cmd(), clip(opt))
+}
+
+// view is b as a string without a copy, for a value that is checked and
+// dropped before the handler returns (b aliases the read buffer).
+func view(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// own copies what a request keeps of its arguments into strings that share
+// one allocation: *dst[i] becomes a copy of src[i].
+func own(dst []*string, src [][]byte) {
+	n := 0
+	for _, b := range src {
+		n += len(b)
+	}
+	buf := make([]byte, n)
+	for i, b := range src {
+		if len(b) == 0 {
+			*dst[i] = ""
+			continue
+		}
+		k := copy(buf, b)
+		*dst[i] = view(buf[:k])
+		buf = buf[k:]
+	}
 }
 
 // checkText refuses empty, overlong, non-UTF-8 or control-character text.
 func checkText(name, s string, max int) error {
+	if s != "" && len(s) <= max && plainASCII(s) {
+		return nil
+	}
 	switch {
 	case s == "":
 		return argErr("%s must not be empty", name)
@@ -135,6 +216,17 @@ func checkText(name, s string, max int) error {
 		}
 	}
 	return nil
+}
+
+// plainASCII reports whether s is printable ASCII, which checkText accepts
+// without decoding runes.
+func plainASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // clip shortens user text quoted back in an error.

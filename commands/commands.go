@@ -157,11 +157,11 @@ func (h *handlers) review(ctx context.Context, w *proxy.Reply, args [][]byte) er
 	// wait runs when the connection flushes, once for a whole pipeline). A
 	// review written ahead of the cache, or a duplicate the record shows, is
 	// on disk already (Wait nil).
-	if res.Wait != nil {
+	if wait := res.Wait; wait != nil { // only the func is captured: res stays on the stack
 		w.BeforeFlush(func() error {
 			ctx, cancel := context.WithTimeout(context.Background(), durableWait)
 			defer cancel()
-			return res.Wait(ctx)
+			return wait(ctx)
 		})
 	}
 	writeReview(w, res)

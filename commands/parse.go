@@ -1,8 +1,10 @@
 package commands
 
 import (
+	"hash/maphash"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/srsproxy/srsproxy/engine"
@@ -14,69 +16,122 @@ const maxMS = 1<<53 - 1 // unix ms beyond any date we schedule; fits a double ex
 
 // season reads and validates a season name (invariant 6: before any SQL).
 func (c *cursor) season() (string, error) {
-	s, err := c.next("season")
+	b, err := c.raw("season")
 	if err != nil {
 		return "", err
 	}
-	if !srs.ValidSeasonName(s) {
-		return "", argErr("invalid season name %q: must match ^SEASON-\\d{4}(-[A-Z0-9_]+)?$ and be at most %d bytes", clip(s), srs.MaxSeasonNameLen)
+	s, ok := internSeason(b)
+	if !ok {
+		return "", argErr("invalid season name %q: must match ^SEASON-\\d{4}(-[A-Z0-9_]+)?$ and be at most %d bytes", clip(string(b)), srs.MaxSeasonNameLen)
 	}
 	return s, nil
 }
 
+// seasons holds season names that passed srs.ValidSeasonName, so that the
+// hot commands neither run its regular expression nor copy the name again
+// for a season seen recently. Each slot holds one name; a collision replaces
+// it.
+var (
+	seasons    [16]atomic.Pointer[string]
+	seasonSeed = maphash.MakeSeed()
+)
+
+// internSeason returns b as a string if it is a valid season name.
+func internSeason(b []byte) (string, bool) {
+	slot := &seasons[maphash.Bytes(seasonSeed, b)%uint64(len(seasons))]
+	if p := slot.Load(); p != nil && *p == string(b) {
+		return *p, true
+	}
+	if !srs.ValidSeasonName(view(b)) {
+		return "", false
+	}
+	s := string(b)
+	slot.Store(&s)
+	return s, true
+}
+
 // ParseReview parses SRS.REVIEW player season question grade|CORRECT 0|1 MS n
 // [ATTEMPTS n] [AT ms] [ID review_id] [SUBJECT s] [TOPIC t] [STAGE st] [DURATION ms].
+//
+// The request's strings share one allocation (the season is interned); when
+// SUBJECT, TOPIC or STAGE is given, the strings its pointers point to are a
+// second one. Errors are *ArgError.
 func ParseReview(args [][]byte) (engine.ReviewRequest, error) {
 	c := newCursor(args)
 	var r engine.ReviewRequest
-	var err error
-	if r.Player, err = c.id("player"); err != nil {
+	player, err := c.idBytes("player")
+	if err != nil {
 		return r, err
 	}
 	if r.Season, err = c.season(); err != nil {
 		return r, err
 	}
-	if r.Question, err = c.id("question"); err != nil {
-		return r, err
-	}
-	g, err := c.next("grade")
+	question, err := c.idBytes("question")
 	if err != nil {
 		return r, err
 	}
-	if strings.EqualFold(g, "CORRECT") {
+	g, err := c.raw("grade")
+	if err != nil {
+		return r, err
+	}
+	if strings.EqualFold(view(g), "CORRECT") {
 		if r.Grade, r.DurationMS, err = c.answer(); err != nil {
 			return r, err
 		}
 	} else {
-		n, err := strconv.Atoi(g)
+		n, err := strconv.Atoi(view(g))
 		if err != nil || !srs.Grade(n).Valid() {
-			return r, argErr("SRS.REVIEW: grade must be 1 (again), 2 (hard), 3 (good), 4 (easy) or CORRECT 0|1 MS n, got %q", clip(g))
+			return r, argErr("SRS.REVIEW: grade must be 1 (again), 2 (hard), 3 (good), 4 (easy) or CORRECT 0|1 MS n, got %q", clip(string(g)))
 		}
 		r.Grade = srs.Grade(n)
 	}
+	var id []byte
+	var labels [3][]byte // SUBJECT, TOPIC, STAGE
+	var given [3]bool
 	for c.more() {
+		label := -1
 		switch opt := c.keyword(); opt {
 		case "AT":
 			r.At, err = c.int("AT", 1, maxMS)
 		case "ID":
-			r.ID, err = c.id("ID")
+			id, err = c.idBytes("ID")
 		case "SUBJECT":
-			r.Subject, err = c.optLabel("SUBJECT")
+			label = 0
 		case "TOPIC":
-			r.Topic, err = c.optLabel("TOPIC")
+			label = 1
 		case "STAGE":
-			r.Stage, err = c.optLabel("STAGE")
+			label = 2
 		case "DURATION":
 			r.DurationMS, err = c.int("DURATION", 0, MaxDurationMS)
 		default:
 			err = c.unknownOption(opt)
 		}
+		if label >= 0 {
+			labels[label], err = c.labelBytes(labelNames[label])
+			given[label] = true
+		}
 		if err != nil {
 			return r, err
 		}
 	}
+	dst := [6]*string{&r.Player, &r.Question, &r.ID}
+	src := [6][]byte{player, question, id}
+	n := 3
+	if given != [3]bool{} {
+		kept := new([3]string)
+		for i, p := range [3]**string{&r.Subject, &r.Topic, &r.Stage} {
+			if given[i] {
+				*p = &kept[i]
+				dst[n], src[n] = &kept[i], labels[i]
+				n++
+			}
+		}
+	}
+	own(dst[:n], src[:n])
 	return r, nil
 }
+
+var labelNames = [3]string{"SUBJECT", "TOPIC", "STAGE"}
 
 // answer parses memora's "CORRECT 0|1 MS n [ATTEMPTS n]" into a grade.
 func (c *cursor) answer() (srs.Grade, int64, error) {
@@ -84,7 +139,7 @@ func (c *cursor) answer() (srs.Grade, int64, error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	if kw, err := c.next("MS"); err != nil || !strings.EqualFold(kw, "MS") {
+	if kw, err := c.raw("MS"); err != nil || !strings.EqualFold(view(kw), "MS") {
 		return 0, 0, argErr("SRS.REVIEW: CORRECT must be followed by MS n")
 	}
 	ms, err := c.int("MS", 0, MaxDurationMS)
@@ -92,7 +147,7 @@ func (c *cursor) answer() (srs.Grade, int64, error) {
 		return 0, 0, err
 	}
 	attempts := int64(1)
-	if c.more() && strings.EqualFold(string(c.args[c.i]), "ATTEMPTS") {
+	if c.more() && strings.EqualFold(view(c.args[c.i]), "ATTEMPTS") {
 		c.i++
 		if attempts, err = c.int("ATTEMPTS", 1, 1000); err != nil {
 			return 0, 0, err
@@ -101,26 +156,24 @@ func (c *cursor) answer() (srs.Grade, int64, error) {
 	return fsrs.GradeFromAnswer(correct == 1, ms, int(attempts)), ms, nil
 }
 
-func (c *cursor) optLabel(name string) (*string, error) {
-	s, err := c.label(name)
-	return &s, err
-}
-
-// ParseDue parses SRS.DUE player season [SUBJECT s] [LIMIT n] [AT ms].
+// ParseDue parses SRS.DUE player season [SUBJECT s] [LIMIT n] [AT ms]. The
+// request's strings share one allocation (the season is interned). Errors
+// are *ArgError.
 func ParseDue(args [][]byte) (engine.DueRequest, error) {
 	c := newCursor(args)
 	r := engine.DueRequest{Limit: DefaultDueLimit}
-	var err error
-	if r.Player, err = c.id("player"); err != nil {
+	player, err := c.idBytes("player")
+	if err != nil {
 		return r, err
 	}
 	if r.Season, err = c.season(); err != nil {
 		return r, err
 	}
+	var subject []byte
 	for c.more() {
 		switch opt := c.keyword(); opt {
 		case "SUBJECT":
-			r.Subject, err = c.label("SUBJECT")
+			subject, err = c.labelBytes("SUBJECT")
 		case "LIMIT":
 			var n int64
 			n, err = c.int("LIMIT", 1, MaxDueLimit)
@@ -134,6 +187,7 @@ func ParseDue(args [][]byte) (engine.DueRequest, error) {
 			return r, err
 		}
 	}
+	own([]*string{&r.Player, &r.Subject}, [][]byte{player, subject})
 	return r, nil
 }
 

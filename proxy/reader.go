@@ -117,15 +117,20 @@ func (p *reader) next() (req request, ok bool, err error) {
 			}
 		}
 		if p.bulk < 0 {
-			line, ok, err := p.line("too big bulk count string")
-			if !ok || err != nil {
-				return request{}, false, err
+			n, ok := p.bulkHeader()
+			if !ok {
+				line, ok, err := p.line("too big bulk count string")
+				if !ok || err != nil {
+					return request{}, false, err
+				}
+				if line[0] != '$' {
+					return request{}, false, protocolError(fmt.Sprintf("expected '$', got '%c'", line[0]))
+				}
+				if n, ok = parseLen(line[1:]); !ok || n < 0 {
+					return request{}, false, protocolError("invalid bulk length")
+				}
 			}
-			if line[0] != '$' {
-				return request{}, false, protocolError(fmt.Sprintf("expected '$', got '%c'", line[0]))
-			}
-			n, ok := parseLen(line[1:])
-			if !ok || n < 0 || n > max(protoMaxBulk, p.maxBulk) {
+			if n > max(protoMaxBulk, p.maxBulk) {
 				return request{}, false, protocolError("invalid bulk length")
 			}
 			switch {
@@ -162,6 +167,30 @@ func (p *reader) next() (req request, ok bool, err error) {
 			return request{args: args}, true, nil
 		}
 	}
+}
+
+// bulkHeader consumes a well-formed bulk header, "$", 1 to 18 digits and
+// CRLF, without searching for the line's end first. Anything else is left to
+// line and parseLen, which report what is wrong with it.
+func (p *reader) bulkHeader() (int, bool) {
+	b := p.buf[p.r:p.w]
+	if len(b) < 4 || b[0] != '$' {
+		return 0, false
+	}
+	n := 0
+	for i := 1; i < len(b) && i <= 19; i++ {
+		c := b[i]
+		if '0' <= c && c <= '9' {
+			n = n*10 + int(c-'0')
+			continue
+		}
+		if c == '\r' && i > 1 && i+1 < len(b) && b[i+1] == '\n' {
+			p.r += i + 2
+			return n, true
+		}
+		return 0, false
+	}
+	return 0, false
 }
 
 // alloc returns n argument slots from the batch's backing store.

@@ -13,8 +13,10 @@ import (
 // unfinished aggregate has its output replaced by "ERR internal error" and
 // logged, so the stream never goes out of step with the client.
 //
-// RESP2 values are encoded with redcon's Append functions; the RESP3 types
-// redcon lacks (null, double, boolean, map, verbatim) are written raw.
+// Values are appended to the connection's reply buffer, which is kept from
+// one batch to the next, so writing a reply allocates only when the buffer
+// grows. Simple strings and errors are encoded with redcon's Append
+// functions (which copy a text with newlines to replace them), the rest here.
 type Reply struct {
 	b     []byte // replies not yet flushed
 	proto int
@@ -71,19 +73,41 @@ func (w *Reply) Simple(s string) {
 // Int writes an integer.
 func (w *Reply) Int(n int64) {
 	w.value(0)
-	w.b = redcon.AppendInt(w.b, n)
+	w.b = appendHeader(w.b, ':', n)
 }
 
 // Bulk writes a binary-safe string.
 func (w *Reply) Bulk(b []byte) {
 	w.value(0)
-	w.b = redcon.AppendBulk(w.b, b)
+	w.b = appendHeader(w.b, '$', int64(len(b)))
+	w.b = append(w.b, b...)
+	w.b = append(w.b, '\r', '\n')
 }
 
 // String writes a binary-safe string.
 func (w *Reply) String(s string) {
 	w.value(0)
-	w.b = redcon.AppendBulkString(w.b, s)
+	w.b = appendHeader(w.b, '$', int64(len(s)))
+	w.b = append(w.b, s...)
+	w.b = append(w.b, '\r', '\n')
+}
+
+// Key is a bulk string encoded once, for the field names that handlers
+// write in every reply. Make one with NewKey; the zero Key is the empty
+// string.
+type Key struct{ enc string }
+
+// NewKey encodes s as a bulk string.
+func NewKey(s string) Key { return Key{string(redcon.AppendBulkString(nil, s))} }
+
+// Key writes k: the same bytes as String of the text k was made of.
+func (w *Reply) Key(k Key) {
+	w.value(0)
+	if k.enc == "" {
+		w.b = append(w.b, "$0\r\n\r\n"...)
+		return
+	}
+	w.b = append(w.b, k.enc...)
 }
 
 // Null writes a null: "_" in RESP3, the null bulk string "$-1" in RESP2.
@@ -101,25 +125,30 @@ func (w *Reply) Null() {
 // of the same text.
 func (w *Reply) Double(f float64) {
 	w.value(0)
-	var tmp [32]byte
-	var text []byte
-	switch {
-	case math.IsInf(f, 1):
-		text = append(tmp[:0], "inf"...)
-	case math.IsInf(f, -1):
-		text = append(tmp[:0], "-inf"...)
-	case math.IsNaN(f):
-		text = append(tmp[:0], "nan"...)
-	default:
-		text = strconv.AppendFloat(tmp[:0], f, 'g', -1, 64)
-	}
 	if w.proto == 3 {
 		w.b = append(w.b, ',')
-		w.b = append(w.b, text...)
+		w.b = appendDouble(w.b, f)
 		w.b = append(w.b, '\r', '\n')
 		return
 	}
-	w.b = redcon.AppendBulk(w.b, text)
+	var tmp [32]byte
+	text := appendDouble(tmp[:0], f)
+	w.b = appendHeader(w.b, '$', int64(len(text)))
+	w.b = append(w.b, text...)
+	w.b = append(w.b, '\r', '\n')
+}
+
+// appendDouble appends f as its shortest round-trip text, or inf, -inf, nan.
+func appendDouble(b []byte, f float64) []byte {
+	switch {
+	case math.IsInf(f, 1):
+		return append(b, "inf"...)
+	case math.IsInf(f, -1):
+		return append(b, "-inf"...)
+	case math.IsNaN(f):
+		return append(b, "nan"...)
+	}
+	return strconv.AppendFloat(b, f, 'g', -1, 64)
 }
 
 // Bool writes a RESP3 boolean (#t or #f), in RESP2 the integer 1 or 0.
@@ -140,7 +169,7 @@ func (w *Reply) Bool(b bool) {
 // Array writes the header of an array of n elements, which must follow.
 func (w *Reply) Array(n int) {
 	w.value(n)
-	w.b = redcon.AppendArray(w.b, n)
+	w.b = appendHeader(w.b, '*', int64(n))
 }
 
 // Map writes the header of a map of n field/value pairs, which must follow:
@@ -148,12 +177,10 @@ func (w *Reply) Array(n int) {
 func (w *Reply) Map(n int) {
 	w.value(2 * n)
 	if w.proto == 3 {
-		w.b = append(w.b, '%')
-		w.b = strconv.AppendInt(w.b, int64(n), 10)
-		w.b = append(w.b, '\r', '\n')
+		w.b = appendHeader(w.b, '%', int64(n))
 		return
 	}
-	w.b = redcon.AppendArray(w.b, 2*n)
+	w.b = appendHeader(w.b, '*', int64(2*n))
 }
 
 // verbatim writes text as a RESP3 verbatim string of format txt, as Redis
@@ -169,6 +196,21 @@ func (w *Reply) verbatim(text string) {
 		return
 	}
 	w.b = redcon.AppendBulkString(w.b, text)
+}
+
+// appendHeader appends a type byte, n and CRLF, as redcon does for ':', '$'
+// and '*', with the lengths of most field names and values spelt without
+// strconv.
+func appendHeader(b []byte, c byte, n int64) []byte {
+	switch {
+	case 0 <= n && n < 10:
+		return append(b, c, byte('0'+n), '\r', '\n')
+	case 10 <= n && n < 100:
+		return append(b, c, byte('0'+n/10), byte('0'+n%10), '\r', '\n')
+	}
+	b = append(b, c)
+	b = strconv.AppendInt(b, n, 10)
+	return append(b, '\r', '\n')
 }
 
 // value counts one value written; n is the number of elements it opens.
