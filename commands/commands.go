@@ -117,20 +117,25 @@ func Register(mux *proxy.Mux, eng *engine.Engine, opts Options) error {
 // wrap turns a handler into a proxy.Handler that renders its error, counts
 // the command by result, records its latency and traces it.
 func (h *handlers) wrap(name string, fn handler) proxy.Handler {
+	// Built once per command, so a successful call allocates no options.
+	startOpts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
+	ok := h.attrSet(name, "ok")
+	okAdd, okRecord := []metric.AddOption{ok}, []metric.RecordOption{ok}
 	return func(ctx context.Context, w *proxy.Reply, args [][]byte) {
 		start := time.Now()
-		ctx, span := h.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer))
-		result := "ok"
+		ctx, span := h.tracer.Start(ctx, name, startOpts...)
+		add, record := okAdd, okRecord
 		if err := fn(ctx, w, args); err != nil {
 			msg := errorReply(h.log, name, err)
 			w.Error(msg)
-			result, _, _ = strings.Cut(msg, " ")
+			result, _, _ := strings.Cut(msg, " ")
 			span.SetStatus(codes.Error, msg)
+			attrs := h.attrSet(name, result)
+			add, record = []metric.AddOption{attrs}, []metric.RecordOption{attrs}
 		}
 		span.End()
-		attrs := h.attrSet(name, result)
-		h.calls.Add(ctx, 1, attrs)
-		h.latency.Record(ctx, time.Since(start).Seconds(), attrs)
+		h.calls.Add(ctx, 1, add...)
+		h.latency.Record(ctx, time.Since(start).Seconds(), record...)
 	}
 }
 
