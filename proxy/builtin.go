@@ -2,10 +2,16 @@ package proxy
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/hex"
 	"net"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // RedisVersion is the Redis version INFO reports as redis_version, for
@@ -30,8 +36,21 @@ func builtins() []*entry {
 		connection("RESET", 1, "RESET", "Resets the connection: leaves MULTI, back to RESP2, logs out.", reset),
 		connection("AUTH", -2, "AUTH [username] password", "Authenticates the connection.", auth),
 		connection("SELECT", 2, "SELECT index", "Selects the database; only 0 exists.", selectDB),
-		connection("CLIENT", -2, "CLIENT ID|GETNAME|SETNAME name|SETINFO LIB-NAME|LIB-VER value|INFO|LIST|HELP",
-			"Manages the connection's name and library information.", client),
+		connection("CLIENT", -2, "CLIENT ID|GETNAME|SETNAME name|SETINFO LIB-NAME|LIB-VER value|INFO|LIST|"+
+			"TRACKING ON|OFF [REDIRECT id] [PREFIX p ...] [BCAST] [OPTIN] [OPTOUT] [NOLOOP]|CACHING YES|NO|TRACKINGINFO|GETREDIR|HELP",
+			"Manages the connection's name, library information and client-side caching mode.", client),
+		connection("READONLY", 1, "READONLY", "Accepted for cluster clients; the node serves reads and writes.", ok),
+		connection("READWRITE", 1, "READWRITE", "Accepted for cluster clients; the node serves reads and writes.", ok),
+		connection("ASKING", 1, "ASKING", "Accepted for cluster clients; no slot ever migrates.", ok),
+		{Command: Command{Name: "CLUSTER", Arity: -2, Syntax: "CLUSTER SLOTS|SHARDS|NODES|INFO|MYID|MYSHARDID|HELP",
+			Summary: "Describes a cluster of one node, this one, owning every slot, for cluster clients.",
+			Since:   "3.0.0", Group: "cluster", Handler: cluster}},
+		{Command: Command{Name: "DBSIZE", Arity: 1, Syntax: "DBSIZE", Summary: "Returns 0: the sidecar holds no keys of its own.",
+			Since: "1.0.0", Group: "server", Handler: dbsize}},
+		{Command: Command{Name: "SCAN", Arity: -2, Syntax: "SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]",
+			Summary: "Returns cursor 0 and no keys: the sidecar holds no keys of its own.", Since: "2.8.0", Group: "generic", Handler: scan}},
+		{Command: Command{Name: "TYPE", Arity: 2, Syntax: "TYPE key", Summary: "Returns none: the sidecar holds no keys of its own.",
+			Since: "1.0.0", Group: "generic", Handler: typeCmd}},
 		connection("HELLO", -1, "HELLO [protover [AUTH username password] [SETNAME clientname]]",
 			"Handshakes: selects RESP2 or RESP3, optionally authenticates and names the connection.", hello),
 		{Command: Command{Name: "INFO", Arity: -1, Syntax: "INFO [section ...]", Summary: "Returns information about the server.",
@@ -137,11 +156,18 @@ var clientHelp = []string{
 	"SETINFO <LIB-NAME|LIB-VER> <value>", "    Set client library name or version.",
 	"INFO", "    Return information about the current connection.",
 	"LIST", "    Return information about all connections.",
+	"TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]] [OPTIN] [OPTOUT] [NOLOOP]",
+	"    Accept client-side caching; no invalidation is ever sent (see CLIENT TRACKING).",
+	"CACHING (YES|NO)", "    Accepted in OPTIN or OPTOUT tracking mode.",
+	"TRACKINGINFO", "    Return the tracking mode of the current connection.",
+	"GETREDIR", "    Return the client ID invalidations are redirected to, 0 if none, -1 if tracking is off.",
 	"HELP", "    Print this help.",
 }
 
-// clientArity is the argument count of each CLIENT subcommand.
-var clientArity = map[string]int{"ID": 2, "GETNAME": 2, "SETNAME": 3, "SETINFO": 4, "INFO": 2, "LIST": 2, "HELP": 2}
+// clientArity is the argument count of each CLIENT subcommand, negative for
+// a minimum as in Command.Arity.
+var clientArity = map[string]int{"ID": 2, "GETNAME": 2, "SETNAME": 3, "SETINFO": 4, "INFO": 2, "LIST": 2, "HELP": 2,
+	"TRACKING": -3, "CACHING": 3, "TRACKINGINFO": 2, "GETREDIR": 2}
 
 func client(_ context.Context, w *Reply, args [][]byte) {
 	c := w.c
@@ -151,7 +177,7 @@ func client(_ context.Context, w *Reply, args [][]byte) {
 	case arity == 0:
 		w.Error("ERR unknown subcommand '" + string(args[1]) + "'. Try CLIENT HELP.")
 		return
-	case len(args) != arity:
+	case arity > 0 && len(args) != arity || arity < 0 && len(args) < -arity:
 		w.Error("ERR wrong number of arguments for 'client|" + strings.ToLower(sub) + "' command")
 		return
 	}
@@ -198,6 +224,14 @@ func client(_ context.Context, w *Reply, args [][]byte) {
 			b.WriteString(o.info(now))
 		}
 		w.verbatim(b.String())
+	case "TRACKING":
+		clientTracking(w, args[2:])
+	case "CACHING":
+		clientCaching(w, args[2])
+	case "TRACKINGINFO":
+		clientTrackingInfo(w)
+	case "GETREDIR":
+		w.Int(c.tracking.redirection())
 	case "HELP":
 		w.Array(len(clientHelp))
 		for _, line := range clientHelp {
@@ -254,10 +288,12 @@ func hello(_ context.Context, w *Reply, args [][]byte) {
 	c.mu.Lock()
 	w.proto = proto
 	c.mu.Unlock()
-	w.Map(7)
+	w.Map(8)
 	w.String("server")
 	w.String("srsproxy")
 	w.String("version")
+	w.String(RedisVersion)
+	w.String("srsproxy_version")
 	w.String(c.s.cfg.Version)
 	w.String("proto")
 	w.Int(int64(proto))
@@ -272,7 +308,8 @@ func hello(_ context.Context, w *Reply, args [][]byte) {
 }
 
 // infoSections are the INFO sections in order, each a function of the
-// connection asking.
+// connection asking, with Redis's field names for what monitoring tools and
+// redis-cli --stat read.
 var infoSections = []struct {
 	name   string
 	fields func(c *conn) [][2]string
@@ -284,17 +321,60 @@ var infoSections = []struct {
 			{"redis_version", RedisVersion},
 			{"srsproxy_version", c.s.cfg.Version},
 			{"redis_mode", "standalone"},
+			{"arch_bits", strconv.Itoa(32 << (^uint(0) >> 63))},
 			{"tcp_port", port},
 			{"uptime_in_seconds", strconv.FormatInt(up, 10)},
 			{"uptime_in_days", strconv.FormatInt(up/86400, 10)},
 		}
 	}},
 	{"Clients", func(c *conn) [][2]string {
-		return [][2]string{{"connected_clients", strconv.Itoa(c.s.Clients())}}
+		return [][2]string{
+			{"connected_clients", strconv.Itoa(c.s.Clients())},
+			{"blocked_clients", "0"},
+			{"tracking_clients", "0"}, // tracking is accepted, never done
+		}
+	}},
+	{"Memory", func(*conn) [][2]string {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return [][2]string{
+			{"used_memory", strconv.FormatUint(ms.HeapAlloc, 10)}, // Go heap in use by live and not yet swept objects
+			{"used_memory_human", humanBytes(ms.HeapAlloc)},
+			{"used_memory_sys", strconv.FormatUint(ms.Sys, 10)}, // memory obtained from the OS by the Go runtime
+			{"maxmemory", "0"},
+			{"maxmemory_policy", "noeviction"}, // BullMQ and Sidekiq check it
+		}
 	}},
 	{"Persistence", func(*conn) [][2]string {
 		return [][2]string{{"loading", "0"}} // ioredis waits for loading:0
 	}},
+	{"Stats", func(c *conn) [][2]string {
+		return [][2]string{
+			{"total_connections_received", strconv.FormatInt(c.s.lastID.Load(), 10)},
+			{"total_commands_processed", strconv.FormatInt(c.s.stats.commands.Load(), 10)},
+			{"instantaneous_ops_per_sec", strconv.FormatInt(c.s.opsPerSec(c.s.now()), 10)},
+		}
+	}},
+	{"Replication", func(*conn) [][2]string {
+		return [][2]string{{"role", "master"}, {"connected_slaves", "0"}}
+	}},
+	// Keyspace is empty, as in a Redis with no keys: the sidecar's data
+	// lives upstream, under the SRS.* commands (DBSIZE answers 0).
+	{"Keyspace", func(*conn) [][2]string { return nil }},
+}
+
+// humanBytes formats n as INFO's *_human fields do: 1.50M.
+func humanBytes(n uint64) string {
+	const units = "BKMGTP"
+	f, i := float64(n), 0
+	for f >= 1024 && i < len(units)-1 {
+		f /= 1024
+		i++
+	}
+	if i == 0 {
+		return strconv.FormatUint(n, 10) + "B"
+	}
+	return strconv.FormatFloat(f, 'f', 2, 64) + units[i:i+1]
 }
 
 func info(_ context.Context, w *Reply, args [][]byte) {
@@ -471,4 +551,298 @@ func discard(_ context.Context, w *Reply, _ [][]byte) {
 	}
 	w.c.tx = nil
 	w.Simple("OK")
+}
+
+func ok(_ context.Context, w *Reply, _ [][]byte) { w.Simple("OK") }
+
+// tracking is a connection's CLIENT TRACKING mode. The sidecar accepts
+// server-assisted client-side caching so that clients enabling it by default
+// (rueidis sends CLIENT TRACKING ON OPTIN on every connection) can connect,
+// but it never sends an invalidation: the SRS.* replies are computed from
+// state that other sidecars change, not keys this server could track, so
+// a client must not cache them (rueidis caches only what DoCache asks for).
+type tracking struct {
+	on, bcast, optin, optout, noloop bool
+	redirect                         int64
+	prefixes                         []string
+}
+
+// redirection is CLIENT GETREDIR: -1 when tracking is off, else the client
+// invalidations would go to, 0 for none.
+func (t *tracking) redirection() int64 {
+	if !t.on {
+		return -1
+	}
+	return t.redirect
+}
+
+// clientTracking is CLIENT TRACKING ON|OFF [option ...], with Redis's checks
+// and errors.
+func clientTracking(w *Reply, args [][]byte) {
+	c := w.c
+	var t tracking
+	switch strings.ToUpper(string(args[0])) {
+	case "ON":
+		t.on = true
+	case "OFF":
+	default:
+		w.Error("ERR syntax error")
+		return
+	}
+	for i := 1; i < len(args); i++ {
+		more := len(args) - 1 - i
+		switch opt := strings.ToUpper(string(args[i])); {
+		case opt == "BCAST":
+			t.bcast = true
+		case opt == "OPTIN":
+			t.optin = true
+		case opt == "OPTOUT":
+			t.optout = true
+		case opt == "NOLOOP":
+			t.noloop = true
+		case opt == "REDIRECT" && more >= 1:
+			id, err := strconv.ParseInt(string(args[i+1]), 10, 64)
+			if err != nil {
+				w.Error("ERR value is not an integer or out of range")
+				return
+			}
+			if id != c.id && !slices.ContainsFunc(c.s.clients(), func(o *conn) bool { return o.id == id }) {
+				w.Error("ERR The client ID you want redirect to does not exist")
+				return
+			}
+			t.redirect = id
+			i++
+		case opt == "PREFIX" && more >= 1:
+			t.prefixes = append(t.prefixes, string(args[i+1]))
+			i++
+		default:
+			w.Error("ERR syntax error")
+			return
+		}
+	}
+	if !t.on {
+		c.tracking = tracking{}
+		w.Simple("OK")
+		return
+	}
+	switch old := c.tracking; {
+	case len(t.prefixes) > 0 && !t.bcast:
+		w.Error("ERR PREFIX option requires BCAST mode to be enabled")
+	case t.optin && t.optout:
+		w.Error("ERR You can't use both OPTIN and OPTOUT")
+	case t.bcast && (t.optin || t.optout):
+		w.Error("ERR OPTIN and OPTOUT are not compatible with BCAST")
+	case old.on && old.bcast != t.bcast:
+		w.Error("ERR You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode.")
+	case old.on && (old.optin != t.optin || old.optout != t.optout):
+		w.Error("ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then re-enabling it with a different mode.")
+	default:
+		if old.on && t.bcast {
+			t.prefixes = append(old.prefixes, t.prefixes...)
+		}
+		c.tracking = t
+		w.Simple("OK")
+	}
+}
+
+// clientCaching is CLIENT CACHING YES|NO, valid in OPTIN and OPTOUT mode. It
+// answers OK and changes nothing: nothing is ever tracked.
+func clientCaching(w *Reply, arg []byte) {
+	t := w.c.tracking
+	switch strings.ToUpper(string(arg)) {
+	case "YES":
+		if !t.on || !t.optin {
+			w.Error("ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.")
+			return
+		}
+	case "NO":
+		if !t.on || !t.optout {
+			w.Error("ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.")
+			return
+		}
+	default:
+		w.Error("ERR syntax error")
+		return
+	}
+	w.Simple("OK")
+}
+
+// clientTrackingInfo is CLIENT TRACKINGINFO: a map of flags, redirect and
+// prefixes, as Redis 6.2 answers it.
+func clientTrackingInfo(w *Reply) {
+	t := w.c.tracking
+	flags := []string{"off"}
+	if t.on {
+		flags = []string{"on"}
+		for _, f := range []struct {
+			set  bool
+			name string
+		}{{t.bcast, "bcast"}, {t.optin, "optin"}, {t.optout, "optout"}, {t.noloop, "noloop"}} {
+			if f.set {
+				flags = append(flags, f.name)
+			}
+		}
+	}
+	w.Map(3)
+	w.String("flags")
+	w.Array(len(flags))
+	for _, f := range flags {
+		w.Simple(f)
+	}
+	w.String("redirect")
+	w.Int(t.redirection())
+	w.String("prefixes")
+	w.Array(len(t.prefixes))
+	for _, p := range t.prefixes {
+		w.String(p)
+	}
+}
+
+// The CLUSTER replies describe a cluster of one node that owns every slot
+// and is reached at the address the client connected to, as Redis proxies
+// answer, so that cluster clients (go-redis ClusterClient, ioredis Cluster,
+// rueidis) route every command to this sidecar.
+const lastSlot = 16383
+
+// node is this server as the connection sees it: its address and a node id
+// derived from it, stable across connections.
+func (c *conn) node() (host string, port int64, id string) {
+	addr := c.nc.LocalAddr().String()
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	port, _ = strconv.ParseInt(p, 10, 64)
+	sum := sha1.Sum([]byte(addr))
+	return host, port, hex.EncodeToString(sum[:])
+}
+
+var clusterHelp = []string{
+	"CLUSTER <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+	"SLOTS", "    Return the slot ranges: one, 0-16383, served by this node.",
+	"SHARDS", "    Return the shards: one, this node, with every slot.",
+	"NODES", "    Return the cluster configuration: this node alone.",
+	"INFO", "    Return information about the cluster.",
+	"MYID", "    Return this node's id.",
+	"MYSHARDID", "    Return this node's shard id.",
+	"HELP", "    Print this help.",
+}
+
+func cluster(_ context.Context, w *Reply, args [][]byte) {
+	sub := strings.ToUpper(string(args[1]))
+	if !slices.Contains([]string{"SLOTS", "SHARDS", "NODES", "INFO", "MYID", "MYSHARDID", "HELP"}, sub) {
+		w.Error("ERR unknown subcommand '" + string(args[1]) + "'. Try CLUSTER HELP.")
+		return
+	}
+	if len(args) != 2 {
+		w.Error("ERR wrong number of arguments for 'cluster|" + strings.ToLower(sub) + "' command")
+		return
+	}
+	host, port, id := w.c.node()
+	switch sub {
+	case "SLOTS":
+		w.Array(1)
+		w.Array(3)
+		w.Int(0)
+		w.Int(lastSlot)
+		w.Array(3) // as Redis 6, without Redis 7's networking metadata
+		w.String(host)
+		w.Int(port)
+		w.String(id)
+	case "SHARDS":
+		w.Array(1)
+		w.Map(2)
+		w.String("slots")
+		w.Array(2)
+		w.Int(0)
+		w.Int(lastSlot)
+		w.String("nodes")
+		w.Array(1)
+		w.Map(7)
+		w.String("id")
+		w.String(id)
+		w.String("port")
+		w.Int(port)
+		w.String("ip")
+		w.String(host)
+		w.String("endpoint")
+		w.String(host)
+		w.String("role")
+		w.String("master")
+		w.String("replication-offset")
+		w.Int(0)
+		w.String("health")
+		w.String("online")
+	case "NODES":
+		w.String(id + " " + net.JoinHostPort(host, strconv.FormatInt(port, 10)) + "@0 myself,master - 0 0 1 connected 0-" +
+			strconv.Itoa(lastSlot) + "\n")
+	case "INFO":
+		w.verbatim("cluster_enabled:1\r\ncluster_state:ok\r\ncluster_slots_assigned:16384\r\ncluster_slots_ok:16384\r\n" +
+			"cluster_slots_pfail:0\r\ncluster_slots_fail:0\r\ncluster_known_nodes:1\r\ncluster_size:1\r\n" +
+			"cluster_current_epoch:1\r\ncluster_my_epoch:1\r\ncluster_stats_messages_sent:0\r\ncluster_stats_messages_received:0\r\n" +
+			"total_cluster_links_buffer_limit_exceeded:0\r\n")
+	case "MYID", "MYSHARDID":
+		w.String(id)
+	case "HELP":
+		w.Array(len(clusterHelp))
+		for _, line := range clusterHelp {
+			w.Simple(line)
+		}
+	}
+}
+
+// dbsize, scan and typeCmd answer as a Redis with no keys, so that redis-cli
+// --bigkeys, --memkeys and --scan finish cleanly: the sidecar's data lives
+// upstream, under the SRS.* commands.
+func dbsize(_ context.Context, w *Reply, _ [][]byte) { w.Int(0) }
+
+func scan(_ context.Context, w *Reply, args [][]byte) {
+	if _, err := strconv.ParseUint(string(args[1]), 10, 64); err != nil {
+		w.Error("ERR invalid cursor")
+		return
+	}
+	for i := 2; i < len(args); i += 2 {
+		opt := strings.ToUpper(string(args[i]))
+		if i+1 >= len(args) || opt != "MATCH" && opt != "COUNT" && opt != "TYPE" {
+			w.Error("ERR syntax error")
+			return
+		}
+		if n, err := strconv.ParseInt(string(args[i+1]), 10, 64); opt == "COUNT" && (err != nil || n < 1) {
+			w.Error("ERR syntax error")
+			return
+		}
+	}
+	w.Array(2)
+	w.String("0")
+	w.Array(0)
+}
+
+func typeCmd(_ context.Context, w *Reply, _ [][]byte) { w.Simple("none") }
+
+// serverStats are the counters INFO reports.
+type serverStats struct {
+	commands atomic.Int64 // commands run, MULTI's queued ones included
+
+	mu      sync.Mutex
+	at      time.Time // of the last ops sample
+	count   int64     // commands at the last sample
+	opsRate int64     // commands per second between the last two samples
+}
+
+// opsPerSec is instantaneous_ops_per_sec: the rate since the previous
+// sample, taken when INFO asks at least 100 ms after it (the first one
+// measures from start-up).
+func (s *Server) opsPerSec(now time.Time) int64 {
+	st := &s.stats
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.at.IsZero() {
+		st.at = s.started
+	}
+	if dt := now.Sub(st.at); dt >= 100*time.Millisecond {
+		n := st.commands.Load()
+		st.opsRate = int64(float64(n-st.count) / dt.Seconds())
+		st.at, st.count = now, n
+	}
+	return st.opsRate
 }

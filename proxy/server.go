@@ -53,6 +53,7 @@ type Server struct {
 	started time.Time
 	lastID  atomic.Int64
 	closing atomic.Bool
+	stats   serverStats // for INFO
 
 	ready     chan struct{} // closed once a listener is known or never will be
 	readyOnce sync.Once
@@ -255,6 +256,7 @@ type conn struct {
 	role     Role
 	tx       *transaction // inside MULTI
 	quit     bool         // close once the replies are flushed
+	tracking tracking     // CLIENT TRACKING state, reported by TRACKINGINFO
 
 	mu      sync.Mutex // guards writes of the fields below and of reply.proto, reply.user
 	name    string
@@ -435,6 +437,7 @@ func (c *conn) call(e *entry, args [][]byte) {
 	mark := len(w.b)
 	outer := w.begin()
 	defer func() {
+		c.s.stats.commands.Add(1) // after the command, as Redis counts
 		if r := recover(); r != nil {
 			c.s.log.Error("command panicked", "cmd", e.Name, "client", c.id, "panic", r, "stack", string(debug.Stack()))
 			c.internalError(mark)
@@ -483,6 +486,7 @@ func (c *conn) login(user string, pass []byte) bool {
 // auth is on, the user.
 func (c *conn) reset() {
 	c.tx = nil
+	c.tracking = tracking{}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.reply.proto = 2

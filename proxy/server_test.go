@@ -363,7 +363,7 @@ func TestMuxCommands(t *testing.T) {
 		names = append(names, c.Name)
 	}
 	got := strings.Join(names, " ")
-	want := "AUTH CLIENT COMMAND DISCARD ECHO EXEC HELLO INFO MULTI PING QUIT RESET SELECT SRS.DUE"
+	want := "ASKING AUTH CLIENT CLUSTER COMMAND DBSIZE DISCARD ECHO EXEC HELLO INFO MULTI PING QUIT READONLY READWRITE RESET SCAN SELECT SRS.DUE TYPE"
 	if got != want {
 		t.Fatalf("Commands = %s\nwant %s", got, want)
 	}
