@@ -174,6 +174,33 @@ func (c *cursor) unknownOption(opt string) error {
 	return argErr("%s: unknown option %q", c.cmd(), clip(opt))
 }
 
+// optionSet records which of a command's options were given, a bit per
+// name in a fixed list, so that an option given twice is refused rather
+// than the last one silently winning.
+type optionSet uint32
+
+// add marks opt given and reports false if it was given before. An opt not
+// in names (an unknown option, refused elsewhere) is never a repeat.
+func (s *optionSet) add(opt string, names []string) bool {
+	for i, name := range names {
+		if name == opt {
+			bit := optionSet(1) << i
+			if *s&bit != 0 {
+				return false
+			}
+			*s |= bit
+			return true
+		}
+	}
+	return true
+}
+
+// givenTwice is the error for a repeated option; cmd is the command as the
+// other messages of its parser name it ("SRS.REVIEW", "SRS.SEASON SET").
+func givenTwice(cmd, opt string) error {
+	return argErr("%s: option %s given twice", cmd, opt)
+}
+
 // view is b as a string without a copy, for a value that is checked and
 // dropped before the handler returns (b aliases the read buffer).
 func view(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
@@ -197,7 +224,8 @@ func own(dst []*string, src [][]byte) {
 	}
 }
 
-// checkText refuses empty, overlong, non-UTF-8 or control-character text.
+// checkText refuses empty, overlong, non-UTF-8 or control-character text
+// (C0, DEL and C1: U+0000–U+001F, U+007F–U+009F).
 func checkText(name, s string, max int) error {
 	if s != "" && len(s) <= max && plainASCII(s) {
 		return nil
@@ -211,7 +239,7 @@ func checkText(name, s string, max int) error {
 		return argErr("%s must be valid UTF-8", name)
 	}
 	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
+		if r < 0x20 || 0x7f <= r && r <= 0x9f {
 			return argErr("%s must not contain control characters", name)
 		}
 	}

@@ -2,6 +2,7 @@ package commands
 
 import (
 	"hash/maphash"
+	"math"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -74,9 +75,16 @@ func ParseReview(args [][]byte) (engine.ReviewRequest, error) {
 	if err != nil {
 		return r, err
 	}
-	if strings.EqualFold(view(g), "CORRECT") {
-		if r.Grade, r.DurationMS, err = c.answer(); err != nil {
+	var seen optionSet
+	answered := strings.EqualFold(view(g), "CORRECT")
+	if answered {
+		var attempts bool
+		if r.Grade, r.DurationMS, attempts, err = c.answer(); err != nil {
 			return r, err
+		}
+		seen.add("MS", reviewOptions)
+		if attempts {
+			seen.add("ATTEMPTS", reviewOptions)
 		}
 	} else {
 		n, err := strconv.Atoi(view(g))
@@ -90,7 +98,11 @@ func ParseReview(args [][]byte) (engine.ReviewRequest, error) {
 	var given [3]bool
 	for c.more() {
 		label := -1
-		switch opt := c.keyword(); opt {
+		opt := c.keyword()
+		if !seen.add(opt, reviewOptions) {
+			return r, givenTwice("SRS.REVIEW", opt)
+		}
+		switch opt {
 		case "AT":
 			r.At, err = c.int("AT", 1, maxMS)
 		case "ID":
@@ -103,6 +115,8 @@ func ParseReview(args [][]byte) (engine.ReviewRequest, error) {
 			label = 2
 		case "DURATION":
 			r.DurationMS, err = c.int("DURATION", 0, MaxDurationMS)
+		case "MS", "ATTEMPTS":
+			err = answerOrder(opt, answered)
 		default:
 			err = c.unknownOption(opt)
 		}
@@ -133,27 +147,41 @@ func ParseReview(args [][]byte) (engine.ReviewRequest, error) {
 
 var labelNames = [3]string{"SUBJECT", "TOPIC", "STAGE"}
 
-// answer parses memora's "CORRECT 0|1 MS n [ATTEMPTS n]" into a grade.
-func (c *cursor) answer() (srs.Grade, int64, error) {
+// reviewOptions are the options of SRS.REVIEW, each allowed once. MS and
+// ATTEMPTS belong to the CORRECT form and are marked given by it.
+var reviewOptions = []string{"AT", "ID", "SUBJECT", "TOPIC", "STAGE", "DURATION", "MS", "ATTEMPTS"}
+
+// answerOrder is the error for MS or ATTEMPTS met among the options, away
+// from the CORRECT 0|1 MS n [ATTEMPTS n] they belong to.
+func answerOrder(opt string, answered bool) error {
+	if !answered {
+		return argErr("SRS.REVIEW: %s is only allowed in CORRECT 0|1 MS n [ATTEMPTS n], in place of the grade", opt)
+	}
+	return argErr("SRS.REVIEW: %s must directly follow CORRECT 0|1 MS n", opt)
+}
+
+// answer parses memora's "CORRECT 0|1 MS n [ATTEMPTS n]" into a grade; given
+// reports whether ATTEMPTS was.
+func (c *cursor) answer() (g srs.Grade, ms int64, given bool, err error) {
 	correct, err := c.int("CORRECT", 0, 1)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, false, err
 	}
 	if kw, err := c.raw("MS"); err != nil || !strings.EqualFold(view(kw), "MS") {
-		return 0, 0, argErr("SRS.REVIEW: CORRECT must be followed by MS n")
+		return 0, 0, false, argErr("SRS.REVIEW: CORRECT must be followed by MS n")
 	}
-	ms, err := c.int("MS", 0, MaxDurationMS)
-	if err != nil {
-		return 0, 0, err
+	if ms, err = c.int("MS", 0, MaxDurationMS); err != nil {
+		return 0, 0, false, err
 	}
 	attempts := int64(1)
 	if c.more() && strings.EqualFold(view(c.args[c.i]), "ATTEMPTS") {
 		c.i++
+		given = true
 		if attempts, err = c.int("ATTEMPTS", 1, 1000); err != nil {
-			return 0, 0, err
+			return 0, 0, false, err
 		}
 	}
-	return fsrs.GradeFromAnswer(correct == 1, ms, int(attempts)), ms, nil
+	return fsrs.GradeFromAnswer(correct == 1, ms, int(attempts)), ms, given, nil
 }
 
 // ParseDue parses SRS.DUE player season [SUBJECT s] [LIMIT n] [AT ms]. The
@@ -170,8 +198,13 @@ func ParseDue(args [][]byte) (engine.DueRequest, error) {
 		return r, err
 	}
 	var subject []byte
+	var seen optionSet
 	for c.more() {
-		switch opt := c.keyword(); opt {
+		opt := c.keyword()
+		if !seen.add(opt, dueOptions) {
+			return r, givenTwice("SRS.DUE", opt)
+		}
+		switch opt {
 		case "SUBJECT":
 			subject, err = c.labelBytes("SUBJECT")
 		case "LIMIT":
@@ -190,6 +223,9 @@ func ParseDue(args [][]byte) (engine.DueRequest, error) {
 	own([]*string{&r.Player, &r.Subject}, [][]byte{player, subject})
 	return r, nil
 }
+
+// dueOptions are the options of SRS.DUE, each allowed once.
+var dueOptions = []string{"SUBJECT", "LIMIT", "AT"}
 
 // CardRequest is SRS.CARD player season question.
 type CardRequest struct{ Player, Season, Question string }
@@ -259,9 +295,23 @@ func ParseSeason(args [][]byte) (SeasonRequest, error) {
 	return r, err
 }
 
+// Season dates: MariaDB's DATE holds 1000-01-01 to 9999-12-31, the engine
+// takes the zero time.Time (0001-01-01) for a date not given, and reviews
+// are timed in unix milliseconds from 1970 on.
+var (
+	minSeasonDate = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxSeasonDate = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+)
+
+var dateOptions = []string{"START", "END"}
+
 func (c *cursor) seasonDates(r *SeasonRequest) error {
+	var seen optionSet
 	for c.more() {
 		opt := c.keyword()
+		if !seen.add(opt, dateOptions) {
+			return givenTwice("SRS.SEASON CREATE", opt)
+		}
 		var dst *time.Time
 		switch opt {
 		case "START":
@@ -275,9 +325,15 @@ func (c *cursor) seasonDates(r *SeasonRequest) error {
 		if err != nil {
 			return err
 		}
-		if *dst, err = time.Parse(time.DateOnly, s); err != nil {
+		d, err := time.Parse(time.DateOnly, s)
+		if err != nil {
 			return argErr("SRS.SEASON CREATE: %s must be a date yyyy-mm-dd, got %q", opt, clip(s))
 		}
+		if d.Before(minSeasonDate) || d.After(maxSeasonDate) {
+			return argErr("SRS.SEASON CREATE: %s must be a date from %s to %s, got %q",
+				opt, minSeasonDate.Format(time.DateOnly), maxSeasonDate.Format(time.DateOnly), clip(s))
+		}
+		*dst = d
 	}
 	return nil
 }
@@ -285,10 +341,18 @@ func (c *cursor) seasonDates(r *SeasonRequest) error {
 // maxParams bounds PARAMS: FSRS accepts 17, 19 or 21 weights.
 const maxParams = 21
 
+// setOptions are the options of SRS.SEASON SET, each allowed once.
+var setOptions = []string{"RETENTION", "PARAMS", "LEARNING", "RELEARNING", "MAXIVL", "FUZZ", "SHORTTERM", "CACHE", "AUTOARCHIVE", "CONFIRM"}
+
 func (c *cursor) seasonChange(ch *engine.SeasonChange) error {
+	var seen optionSet
 	for c.more() {
 		var err error
-		switch opt := c.keyword(); opt {
+		opt := c.keyword()
+		if !seen.add(opt, setOptions) {
+			return givenTwice("SRS.SEASON SET", opt)
+		}
+		switch opt {
 		case "RETENTION":
 			var f float64
 			f, err = c.float("RETENTION", 0.7, 0.99)
@@ -348,7 +412,16 @@ func (c *cursor) params() ([]float64, error) {
 	return w, nil
 }
 
-// steps reads "1,10" (minutes) or NONE.
+// Learning and relearning steps, as the scheduler takes them: at least a
+// second, shorter than a day.
+const (
+	minStep = time.Second
+	maxStep = 24 * time.Hour
+)
+
+// steps reads "1,10" (minutes) or NONE. A step must be finite and, as a
+// duration, in [1s, 24h): NaN, Inf, negative and tiny values are refused
+// here, before they turn into a nonsense time.Duration.
 func (c *cursor) steps(name string) (*[]time.Duration, error) {
 	s, err := c.next(name)
 	if err != nil {
@@ -364,10 +437,17 @@ func (c *cursor) steps(name string) (*[]time.Duration, error) {
 	}
 	for _, p := range parts {
 		m, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
-		if err != nil || m <= 0 || m >= 24*60 {
-			return nil, argErr("SRS.SEASON SET: %s must be minutes in (0, 1440) separated by commas, or NONE; got %q", name, clip(s))
+		// !(in range) also catches NaN; the range check comes first so
+		// that the conversion cannot overflow.
+		ok := err == nil && m > 0 && m < maxStep.Minutes()
+		d := time.Duration(0)
+		if ok {
+			d = time.Duration(math.Round(m * float64(time.Minute)))
 		}
-		steps = append(steps, time.Duration(m*float64(time.Minute)))
+		if !ok || d < minStep || d >= maxStep {
+			return nil, argErr("SRS.SEASON SET: %s must be minutes from 1/60 (1 second) to under 1440 (1 day) separated by commas, or NONE; got %q", name, clip(s))
+		}
+		steps = append(steps, d)
 	}
 	return &steps, nil
 }
@@ -426,6 +506,8 @@ const (
 	DefaultSample = 10000
 )
 
+var reconcileOptions = []string{"SAMPLE"}
+
 // ParseReconcile parses SRS.RECONCILE [season] [SAMPLE n].
 func ParseReconcile(args [][]byte) (ReconcileRequest, error) {
 	c := newCursor(args)
@@ -436,8 +518,13 @@ func ParseReconcile(args [][]byte) (ReconcileRequest, error) {
 			return r, err
 		}
 	}
+	var seen optionSet
 	for c.more() {
-		switch opt := c.keyword(); opt {
+		opt := c.keyword()
+		if !seen.add(opt, reconcileOptions) {
+			return r, givenTwice("SRS.RECONCILE", opt)
+		}
+		switch opt {
 		case "SAMPLE":
 			var n int64
 			n, err = c.int("SAMPLE", MinSample, MaxSample)

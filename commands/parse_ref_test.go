@@ -2,6 +2,13 @@ package commands
 
 // The parsers as they were before the zero-allocation rewrite, kept to check
 // that the new ones return the same requests and the same errors.
+//
+// Changed on purpose since (issue 12, "bad input"): an option given twice is
+// refused ("option X given twice") where the last one used to win, and MS or
+// ATTEMPTS among the options is refused with its own message instead of
+// "unknown option". refParseReview and refParseDue hold those rules with a map, written
+// independently of the parsers' optionSet. (C1 control characters are
+// refused by checkText, which both sides share.)
 
 import (
 	"strconv"
@@ -139,10 +146,14 @@ func refParseReview(args [][]byte) (engine.ReviewRequest, error) {
 	if err != nil {
 		return r, err
 	}
-	if strings.EqualFold(g, "CORRECT") {
-		if r.Grade, r.DurationMS, err = c.answer(); err != nil {
+	given := map[string]bool{}
+	answered := strings.EqualFold(g, "CORRECT")
+	if answered {
+		var attempts bool
+		if r.Grade, r.DurationMS, attempts, err = c.answer(); err != nil {
 			return r, err
 		}
+		given["MS"], given["ATTEMPTS"] = true, attempts
 	} else {
 		n, err := strconv.Atoi(g)
 		if err != nil || !srs.Grade(n).Valid() {
@@ -151,7 +162,12 @@ func refParseReview(args [][]byte) (engine.ReviewRequest, error) {
 		r.Grade = srs.Grade(n)
 	}
 	for c.more() {
-		switch opt := c.keyword(); opt {
+		opt := c.keyword()
+		if given[opt] {
+			return r, refGivenTwice("SRS.REVIEW", opt)
+		}
+		given[opt] = true
+		switch opt {
 		case "AT":
 			r.At, err = c.int("AT", 1, maxMS)
 		case "ID":
@@ -164,6 +180,12 @@ func refParseReview(args [][]byte) (engine.ReviewRequest, error) {
 			r.Stage, err = c.optLabel("STAGE")
 		case "DURATION":
 			r.DurationMS, err = c.int("DURATION", 0, MaxDurationMS)
+		case "MS", "ATTEMPTS":
+			if answered {
+				err = argErr("SRS.REVIEW: %s must directly follow CORRECT 0|1 MS n", opt)
+			} else {
+				err = argErr("SRS.REVIEW: %s is only allowed in CORRECT 0|1 MS n [ATTEMPTS n], in place of the grade", opt)
+			}
 		default:
 			err = c.unknownOption(opt)
 		}
@@ -174,27 +196,33 @@ func refParseReview(args [][]byte) (engine.ReviewRequest, error) {
 	return r, nil
 }
 
-// answer parses memora's "CORRECT 0|1 MS n [ATTEMPTS n]" into a grade.
-func (c *refCursor) answer() (srs.Grade, int64, error) {
+// answer parses memora's "CORRECT 0|1 MS n [ATTEMPTS n]" into a grade and
+// whether ATTEMPTS was given.
+func (c *refCursor) answer() (srs.Grade, int64, bool, error) {
 	correct, err := c.int("CORRECT", 0, 1)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, false, err
 	}
 	if kw, err := c.next("MS"); err != nil || !strings.EqualFold(kw, "MS") {
-		return 0, 0, argErr("SRS.REVIEW: CORRECT must be followed by MS n")
+		return 0, 0, false, argErr("SRS.REVIEW: CORRECT must be followed by MS n")
 	}
 	ms, err := c.int("MS", 0, MaxDurationMS)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, false, err
 	}
-	attempts := int64(1)
+	attempts, given := int64(1), false
 	if c.more() && strings.EqualFold(string(c.args[c.i]), "ATTEMPTS") {
 		c.i++
+		given = true
 		if attempts, err = c.int("ATTEMPTS", 1, 1000); err != nil {
-			return 0, 0, err
+			return 0, 0, false, err
 		}
 	}
-	return fsrs.GradeFromAnswer(correct == 1, ms, int(attempts)), ms, nil
+	return fsrs.GradeFromAnswer(correct == 1, ms, int(attempts)), ms, given, nil
+}
+
+func refGivenTwice(cmd, opt string) error {
+	return argErr("%s: option %s given twice", cmd, opt)
 }
 
 func (c *refCursor) optLabel(name string) (*string, error) {
@@ -213,8 +241,14 @@ func refParseDue(args [][]byte) (engine.DueRequest, error) {
 	if r.Season, err = c.season(); err != nil {
 		return r, err
 	}
+	given := map[string]bool{}
 	for c.more() {
-		switch opt := c.keyword(); opt {
+		opt := c.keyword()
+		if given[opt] {
+			return r, refGivenTwice("SRS.DUE", opt)
+		}
+		given[opt] = true
+		switch opt {
 		case "SUBJECT":
 			r.Subject, err = c.label("SUBJECT")
 		case "LIMIT":

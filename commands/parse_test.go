@@ -170,3 +170,116 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// Bad input that used to reach the engine, or the client as "ERR internal
+// error", or win silently (issue 12): each is refused with the exact message
+// naming the argument.
+func TestParseRefusesBadInput(t *testing.T) {
+	t.Parallel()
+	reconcile := func(a [][]byte) error { _, err := ParseReconcile(a); return err }
+	const steps = "must be minutes from 1/60 (1 second) to under 1440 (1 day) separated by commas, or NONE; got "
+	weights := func(w ...any) []any {
+		out := []any{"SRS.SEASON", "SET", "SEASON-2026", "PARAMS"}
+		for range 18 {
+			out = append(out, 0.5)
+		}
+		return append(out, w...)
+	}
+	for _, tc := range []struct {
+		name  string
+		parse func([][]byte) error
+		args  []any
+		want  string
+	}{
+		// 1. durations and numbers
+		{"LEARNING NaN", season, []any{"SRS.SEASON", "SET", "SEASON-2026", "LEARNING", "NaN"}, `SRS.SEASON SET: LEARNING ` + steps + `"NaN"`},
+		{"LEARNING 1e-300", season, []any{"SRS.SEASON", "SET", "SEASON-2026", "LEARNING", "1e-300"}, `SRS.SEASON SET: LEARNING ` + steps + `"1e-300"`},
+		{"LEARNING Inf", season, []any{"SRS.SEASON", "SET", "SEASON-2026", "LEARNING", "1,+Inf"}, `SRS.SEASON SET: LEARNING ` + steps + `"1,+Inf"`},
+		{"LEARNING negative", season, []any{"SRS.SEASON", "SET", "SEASON-2026", "LEARNING", "-1"}, `SRS.SEASON SET: LEARNING ` + steps + `"-1"`},
+		{"LEARNING under a second", season, []any{"SRS.SEASON", "SET", "SEASON-2026", "LEARNING", "0.01"}, `SRS.SEASON SET: LEARNING ` + steps + `"0.01"`},
+		{"LEARNING overflow", season, []any{"SRS.SEASON", "SET", "SEASON-2026", "LEARNING", "1e300"}, `SRS.SEASON SET: LEARNING ` + steps + `"1e300"`},
+		{"LEARNING a day", season, []any{"SRS.SEASON", "SET", "SEASON-2026", "LEARNING", "1440"}, `SRS.SEASON SET: LEARNING ` + steps + `"1440"`},
+		{"RELEARNING NaN", season, []any{"SRS.SEASON", "SET", "SEASON-2026", "RELEARNING", "10,nan"}, `SRS.SEASON SET: RELEARNING ` + steps + `"10,nan"`},
+		{"RELEARNING -Inf", season, []any{"SRS.SEASON", "SET", "SEASON-2026", "RELEARNING", "-inf"}, `SRS.SEASON SET: RELEARNING ` + steps + `"-inf"`},
+		{"RETENTION NaN", season, []any{"SRS.SEASON", "SET", "SEASON-2026", "RETENTION", "NaN"}, `SRS.SEASON: RETENTION must be a number in [0.7, 0.99], got "NaN"`},
+		{"RETENTION Inf", season, []any{"SRS.SEASON", "SET", "SEASON-2026", "RETENTION", "Inf"}, `SRS.SEASON: RETENTION must be a number in [0.7, 0.99], got "Inf"`},
+		{"MAXIVL NaN", season, []any{"SRS.SEASON", "SET", "SEASON-2026", "MAXIVL", "NaN"}, `SRS.SEASON: MAXIVL must be an integer in [1, 36500], got "NaN"`},
+		{"MAXIVL overflow", season, []any{"SRS.SEASON", "SET", "SEASON-2026", "MAXIVL", "99999999999999999999"}, `SRS.SEASON: MAXIVL must be an integer in [1, 36500], got "99999999999999999999"`},
+		{"PARAMS NaN", season, weights("NaN"), `SRS.SEASON: PARAMS must be a number in [-1e+06, 1e+06], got "NaN"`},
+		{"PARAMS Inf", season, weights("-Inf"), `SRS.SEASON: PARAMS must be a number in [-1e+06, 1e+06], got "-Inf"`},
+		{"DURATION overflow", review, []any{"SRS.REVIEW", "p", "SEASON-2026", "q", 3, "DURATION", "1e3"}, `SRS.REVIEW: DURATION must be an integer in [0, 86400000], got "1e3"`},
+		// 2. season dates
+		{"START 0001-01-01", season, []any{"SRS.SEASON", "CREATE", "SEASON-2026", "START", "0001-01-01"}, `SRS.SEASON CREATE: START must be a date from 1970-01-01 to 9999-12-31, got "0001-01-01"`},
+		{"START 1969-12-31", season, []any{"SRS.SEASON", "CREATE", "SEASON-2026", "START", "1969-12-31"}, `SRS.SEASON CREATE: START must be a date from 1970-01-01 to 9999-12-31, got "1969-12-31"`},
+		{"END 0000-01-01", season, []any{"SRS.SEASON", "CREATE", "SEASON-2026", "END", "0000-01-01"}, `SRS.SEASON CREATE: END must be a date from 1970-01-01 to 9999-12-31, got "0000-01-01"`},
+		{"END 10000-01-01", season, []any{"SRS.SEASON", "CREATE", "SEASON-2026", "END", "10000-01-01"}, `SRS.SEASON CREATE: END must be a date yyyy-mm-dd, got "10000-01-01"`},
+		// 3. options given twice
+		{"AT twice", review, []any{"SRS.REVIEW", "p", "SEASON-2026", "q", 3, "AT", 1, "AT", 2}, "SRS.REVIEW: option AT given twice"},
+		{"SUBJECT twice", review, []any{"SRS.REVIEW", "p", "SEASON-2026", "q", 3, "SUBJECT", "a", "subject", "b"}, "SRS.REVIEW: option SUBJECT given twice"},
+		{"empty SUBJECT twice", review, []any{"SRS.REVIEW", "p", "SEASON-2026", "q", 3, "SUBJECT", "", "SUBJECT", ""}, "SRS.REVIEW: option SUBJECT given twice"},
+		{"ID twice", review, []any{"SRS.REVIEW", "p", "SEASON-2026", "q", 3, "ID", "a", "ID", "a"}, "SRS.REVIEW: option ID given twice"},
+		{"TOPIC twice", review, []any{"SRS.REVIEW", "p", "SEASON-2026", "q", 3, "TOPIC", "a", "STAGE", "s", "TOPIC", "b"}, "SRS.REVIEW: option TOPIC given twice"},
+		{"DURATION twice", review, []any{"SRS.REVIEW", "p", "SEASON-2026", "q", 3, "DURATION", 1, "DURATION", 2}, "SRS.REVIEW: option DURATION given twice"},
+		{"ATTEMPTS twice", review, []any{"SRS.REVIEW", "p", "SEASON-2026", "q", "CORRECT", 1, "MS", 5, "ATTEMPTS", 1, "ATTEMPTS", 2}, "SRS.REVIEW: option ATTEMPTS given twice"},
+		{"MS twice", review, []any{"SRS.REVIEW", "p", "SEASON-2026", "q", "CORRECT", 1, "MS", 5, "MS", 6}, "SRS.REVIEW: option MS given twice"},
+		{"ATTEMPTS late", review, []any{"SRS.REVIEW", "p", "SEASON-2026", "q", "CORRECT", 1, "MS", 5, "AT", 1, "ATTEMPTS", 2}, "SRS.REVIEW: ATTEMPTS must directly follow CORRECT 0|1 MS n"},
+		{"ATTEMPTS with a grade", review, []any{"SRS.REVIEW", "p", "SEASON-2026", "q", 3, "ATTEMPTS", 2}, "SRS.REVIEW: ATTEMPTS is only allowed in CORRECT 0|1 MS n [ATTEMPTS n], in place of the grade"},
+		{"LIMIT twice", due, []any{"SRS.DUE", "p", "SEASON-2026", "LIMIT", 5, "LIMIT", 6}, "SRS.DUE: option LIMIT given twice"},
+		{"due AT twice", due, []any{"SRS.DUE", "p", "SEASON-2026", "AT", 5, "SUBJECT", "m", "at", 6}, "SRS.DUE: option AT given twice"},
+		{"START twice", season, []any{"SRS.SEASON", "CREATE", "SEASON-2026", "START", "2026-01-01", "START", "2026-02-01"}, "SRS.SEASON CREATE: option START given twice"},
+		{"END twice", season, []any{"SRS.SEASON", "CREATE", "SEASON-2026", "END", "2027-01-01", "end", "2027-02-01"}, "SRS.SEASON CREATE: option END given twice"},
+		{"RETENTION twice", season, []any{"SRS.SEASON", "SET", "SEASON-2026", "RETENTION", 0.9, "RETENTION", 0.8}, "SRS.SEASON SET: option RETENTION given twice"},
+		{"LEARNING twice", season, []any{"SRS.SEASON", "SET", "SEASON-2026", "LEARNING", "1", "FUZZ", "ON", "LEARNING", "NONE"}, "SRS.SEASON SET: option LEARNING given twice"},
+		{"CONFIRM twice", season, []any{"SRS.SEASON", "SET", "SEASON-2026", "AUTOARCHIVE", "ON", "CONFIRM", "CONFIRM"}, "SRS.SEASON SET: option CONFIRM given twice"},
+		{"SAMPLE twice", reconcile, []any{"SRS.RECONCILE", "SEASON-2026", "SAMPLE", 100, "SAMPLE", 200}, "SRS.RECONCILE: option SAMPLE given twice"},
+		// 4. C1 control characters
+		{"C1 in player", review, []any{"SRS.REVIEW", "p\u0085", "SEASON-2026", "q", 3}, "player must not contain control characters"},
+		{"C1 in question", review, []any{"SRS.REVIEW", "p", "SEASON-2026", "\u0080q", 3}, "question must not contain control characters"},
+		{"C1 in ID", review, []any{"SRS.REVIEW", "p", "SEASON-2026", "q", 3, "ID", "r\u009f"}, "ID must not contain control characters"},
+		{"C1 in SUBJECT", review, []any{"SRS.REVIEW", "p", "SEASON-2026", "q", 3, "SUBJECT", "m\u009b"}, "SUBJECT must not contain control characters"},
+		{"C1 in TOPIC", review, []any{"SRS.REVIEW", "p", "SEASON-2026", "q", 3, "TOPIC", "\u0090"}, "TOPIC must not contain control characters"},
+		{"C1 in STAGE", review, []any{"SRS.REVIEW", "p", "SEASON-2026", "q", 3, "STAGE", "s\u0086"}, "STAGE must not contain control characters"},
+		{"C1 in due player", due, []any{"SRS.DUE", "p\u0085", "SEASON-2026"}, "player must not contain control characters"},
+		{"C1 in due SUBJECT", due, []any{"SRS.DUE", "p", "SEASON-2026", "SUBJECT", "\u0085"}, "SUBJECT must not contain control characters"},
+		{"C1 in card question", card, []any{"SRS.CARD", "p", "SEASON-2026", "q\u0099"}, "question must not contain control characters"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := tc.parse(argv(tc.args...))
+			var arg *ArgError
+			if !errors.As(err, &arg) || err.Error() != tc.want {
+				t.Errorf("%q:\n got %v\nwant argument error %q", tc.args, err, tc.want)
+			}
+		})
+	}
+}
+
+// What stays accepted next to the refusals above: the edges of each range,
+// text just outside C1, one of each option.
+func TestParseAcceptsEdges(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		parse func([][]byte) error
+		args  []any
+	}{
+		{"LEARNING one second", season, []any{"SRS.SEASON", "SET", "SEASON-2026", "LEARNING", "0.0166666666667,1439.99"}},
+		{"START 1970-01-01, END 9999-12-31", season, []any{"SRS.SEASON", "CREATE", "SEASON-2026", "START", "1970-01-01", "END", "9999-12-31"}},
+		{"every review option once", review, []any{"SRS.REVIEW", "p", "SEASON-2026", "q", "CORRECT", 1, "MS", 5, "ATTEMPTS", 2,
+			"AT", 1, "ID", "r", "SUBJECT", "s", "TOPIC", "t", "STAGE", "st", "DURATION", 3}},
+		{"U+007E and U+00A0 around DEL and C1", review, []any{"SRS.REVIEW", "p~", "SEASON-2026", "q\u00a0é", 3, "SUBJECT", "ÿ"}},
+		{"every due option once", due, []any{"SRS.DUE", "p", "SEASON-2026", "SUBJECT", "", "LIMIT", 1, "AT", 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if err := tc.parse(argv(tc.args...)); err != nil {
+				t.Errorf("%q: %v", tc.args, err)
+			}
+		})
+	}
+	s, err := ParseSeason(argv("SRS.SEASON", "SET", "SEASON-2026", "LEARNING", "0.5,1.5", "RELEARNING", "10"))
+	if err != nil || (*s.Change.LearningSteps)[0] != 30*time.Second || (*s.Change.LearningSteps)[1] != 90*time.Second ||
+		(*s.Change.RelearningSteps)[0] != 10*time.Minute {
+		t.Fatalf("steps: %+v %v", s.Change, err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -50,7 +51,8 @@ type ReviewResult struct {
 // compare-and-set into the cache.
 //
 // Errors: srs.ErrUnknownSeason, srs.ErrSeasonInactive, *srs.SeasonArchivedError,
-// srs.ErrReviewInFuture, srs.ErrReviewTooOld, srs.ErrQueueFull,
+// srs.ErrReviewInFuture, *srs.InvalidError (Field "AT": an AT given before
+// the season's START), srs.ErrReviewTooOld, srs.ErrQueueFull,
 // *srs.QueueDiskError, srs.ErrStoreUnavailable (the request needs MariaDB
 // and it does not answer), ErrContention, or a wrapped cache error.
 func (e *Engine) Review(ctx context.Context, req ReviewRequest) (ReviewResult, error) {
@@ -70,6 +72,10 @@ func (e *Engine) Review(ctx context.Context, req ReviewRequest) (ReviewResult, e
 	}
 	if cr.At > now+MaxFutureMS {
 		return ReviewResult{}, srs.ErrReviewInFuture
+	}
+	if start := season.Start; cr.AtGiven && !start.IsZero() && cr.At < start.UnixMilli() {
+		return ReviewResult{}, &srs.InvalidError{Field: "AT", Msg: fmt.Sprintf("%d (%s) is before the start of season %s (%s)",
+			cr.At, time.UnixMilli(cr.At).UTC().Format(time.RFC3339), season.Name, start.Format(time.DateOnly))}
 	}
 	if !cr.IDGiven {
 		cr.ID = uuid.Must(uuid.NewV7()).String()

@@ -80,7 +80,9 @@ func TestGoldenTranscripts(t *testing.T) {
 	e := newTestEnv(t)
 	m := startMain(t, e)
 	setup := client(t, m.Addr(), 3)
-	createSeason(t, setup, "SEASON-2025-GOLD")
+	// The season starts before t0: a review before its season's START is refused.
+	mustDo(t, setup, "SRS.SEASON", "CREATE", "SEASON-2025-GOLD", "START", "2025-09-01", "END", "2026-06-30")
+	mustDo(t, setup, "SRS.SEASON", "ACTIVATE", "SEASON-2025-GOLD")
 	const t0 = "1764000000000" // 2025-11-24T16:00:00Z
 	script := [][]string{
 		{"SRS.REVIEW", "alice", "SEASON-2025-GOLD", "q1", "3", "AT", t0, "ID", "g-1", "SUBJECT", "math", "TOPIC", "algebra", "STAGE", "s1"},
