@@ -64,7 +64,20 @@ type reader struct {
 	refused string // why the command is refused, if it is
 
 	argv [][]byte // backing store for the args of the current batch
+
+	// unauth is set while the connection has not authenticated: as in Redis,
+	// a command may then have at most unauthMaxArgs arguments of at most
+	// unauthMaxBulk bytes, else the connection is closed with a protocol
+	// error — so clients that never authenticate cannot make the sidecar
+	// buffer MaxArgs × MaxBulk each.
+	unauth bool
 }
+
+// Redis's limits for a connection that has not authenticated.
+const (
+	unauthMaxArgs = 10
+	unauthMaxBulk = 16 << 10
+)
 
 func newReader(rd io.Reader, maxArgs, maxBulk int) *reader {
 	return &reader{
@@ -111,6 +124,9 @@ func (p *reader) next() (req request, ok bool, err error) {
 			if n <= 0 {
 				continue // Redis ignores "*0" and "*-1"
 			}
+			if p.unauth && n > unauthMaxArgs {
+				return request{}, false, protocolError("unauthenticated multibulk length")
+			}
 			p.left, p.start, p.marks, p.size = n, p.r, p.marks[:0], 0
 			if n > p.maxArgs {
 				p.refused = fmt.Sprintf("ERR too many arguments: more than MaxArgs %d", p.maxArgs)
@@ -132,6 +148,9 @@ func (p *reader) next() (req request, ok bool, err error) {
 			}
 			if n > max(protoMaxBulk, p.maxBulk) {
 				return request{}, false, protocolError("invalid bulk length")
+			}
+			if p.unauth && n > unauthMaxBulk {
+				return request{}, false, protocolError("unauthenticated bulk length")
 			}
 			switch {
 			case p.refused != "":

@@ -36,6 +36,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/srsproxy/srsproxy/internal/logx"
 )
 
 // flushAt is the size of buffered replies above which they are flushed
@@ -53,7 +55,8 @@ type Server struct {
 	started time.Time
 	lastID  atomic.Int64
 	closing atomic.Bool
-	stats   serverStats // for INFO
+	stats   serverStats   // for INFO
+	authLog *logx.Limiter // failed-AUTH warnings, once per 10 s with a count
 
 	ready     chan struct{} // closed once a listener is known or never will be
 	readyOnce sync.Once
@@ -85,13 +88,14 @@ func NewServer(cfg Config, mux *Mux) (*Server, error) {
 	mux.freeze()
 	cfg = cfg.withDefaults()
 	s := &Server{
-		cfg:   cfg,
-		mux:   mux,
-		log:   cfg.Logger,
-		now:   time.Now,
-		ready: make(chan struct{}),
-		conns: make(map[*conn]struct{}),
-		decoy: account{hash: sha256.Sum256([]byte("decoy"))},
+		cfg:     cfg,
+		mux:     mux,
+		log:     cfg.Logger,
+		now:     time.Now,
+		ready:   make(chan struct{}),
+		conns:   make(map[*conn]struct{}),
+		decoy:   account{hash: sha256.Sum256([]byte("decoy"))},
+		authLog: logx.Every(10 * time.Second),
 	}
 	s.started = s.now()
 	if cfg.RequirePass != "" || len(cfg.Users) > 0 {
@@ -278,6 +282,7 @@ type queued struct {
 func (c *conn) serve() {
 	defer c.close()
 	for {
+		c.rd.unauth = !c.authed
 		req, ok, err := c.rd.next()
 		switch {
 		case err != nil:
@@ -473,6 +478,11 @@ func (c *conn) login(user string, pass []byte) bool {
 	}
 	got := sha256.Sum256(pass)
 	if subtle.ConstantTimeCompare(got[:], want[:]) != 1 || !found {
+		s.stats.authDenied.Add(1)
+		// Logged, but never more than once per interval per cause: a guessing
+		// client must not turn the log into its amplifier.
+		s.authLog.Warn(s.log, "authentication failed", "client", c.id, "addr", c.nc.RemoteAddr().String(),
+			"user", user, "failures_total", s.stats.authDenied.Load())
 		return false
 	}
 	c.authed, c.role = true, acct.role

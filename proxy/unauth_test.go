@@ -1,0 +1,60 @@
+package proxy
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// A connection that has not authenticated may send only small commands (at
+// most 10 arguments of at most 16 KiB, Redis's limits), so clients that never
+// log in cannot make the sidecar buffer MaxArgs × MaxBulk each (issue 12: 48
+// such connections drove the process to an OOM kill). After AUTH the normal
+// limits apply.
+func TestUnauthenticatedLimits(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, Config{RequirePass: "secret"})
+	big := strings.Repeat("x", unauthMaxBulk+1)
+
+	c := s.dial(t)
+	c.send("*2\r\n$4\r\nECHO\r\n$" + strconv.Itoa(len(big)) + "\r\n") // the header alone is refused
+	if got := strings.TrimSpace(c.read()); got != "-ERR Protocol error: unauthenticated bulk length" {
+		t.Fatalf("unauthenticated big bulk: %q", got)
+	}
+	c.readEOF()
+
+	c = s.dial(t)
+	c.send("*11\r\n")
+	if got := strings.TrimSpace(c.read()); got != "-ERR Protocol error: unauthenticated multibulk length" {
+		t.Fatalf("unauthenticated long multibulk: %q", got)
+	}
+	c.readEOF()
+
+	c = s.dial(t)
+	if got := c.do("AUTH", "secret"); got != "+OK\r\n" {
+		t.Fatalf("AUTH: %q", got)
+	}
+	if got := c.do("ECHO", big); got != "$"+strconv.Itoa(len(big))+"\r\n"+big+"\r\n" {
+		t.Fatalf("ECHO of %d bytes after AUTH: %.40q", len(big), got)
+	}
+}
+
+// A failed AUTH is counted in INFO (acl_access_denied_auth, as Redis names
+// it) and logged, rate-limited.
+func TestFailedAuthCountedAndLogged(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, Config{RequirePass: "secret"})
+	c := s.dial(t)
+	for range 3 {
+		if got := c.do("AUTH", "wrong"); !strings.HasPrefix(got, "-WRONGPASS") {
+			t.Fatalf("AUTH wrong: %q", got)
+		}
+	}
+	c.do("AUTH", "secret")
+	if info := c.do("INFO", "stats"); !strings.Contains(info, "acl_access_denied_auth:3") {
+		t.Errorf("INFO stats after 3 failed AUTH: %q", info)
+	}
+	if n := strings.Count(s.logs.String(), "authentication failed"); n != 1 {
+		t.Errorf("%d log lines for 3 failed AUTH within 10 s, want 1 (rate-limited)", n)
+	}
+}
