@@ -132,6 +132,9 @@ func selectDB(_ context.Context, w *Reply, args [][]byte) {
 // validAttr reports whether s may be a client name or library attribute:
 // printable ASCII without spaces.
 func validAttr(s []byte) bool {
+	if len(s) > maxAttr {
+		return false
+	}
 	for _, c := range s {
 		if c < '!' || c > '~' {
 			return false
@@ -139,6 +142,10 @@ func validAttr(s []byte) bool {
 	}
 	return true
 }
+
+// maxAttr bounds a client name and library name/version: CLIENT LIST of
+// every other connection copies them (issue 12: a 1 MiB name was taken).
+const maxAttr = 256
 
 const badName = "ERR Client names cannot contain spaces, newlines or special characters."
 
@@ -191,6 +198,10 @@ func client(_ context.Context, w *Reply, args [][]byte) {
 		}
 		w.String(c.name)
 	case "SETNAME":
+		if len(args[2]) > maxAttr {
+			w.Error("ERR Client names are at most 256 bytes.")
+			return
+		}
 		if !validAttr(args[2]) {
 			w.Error(badName)
 			return
@@ -218,6 +229,11 @@ func client(_ context.Context, w *Reply, args [][]byte) {
 	case "INFO":
 		w.verbatim(c.info(c.s.now()))
 	case "LIST":
+		if c.role != RoleAdmin {
+			// Other students' connections are not an app user's business.
+			w.Error("NOPERM User " + c.reply.user + " has no permissions to run the 'client|list' command (admin only)")
+			return
+		}
 		now := c.s.now()
 		var b strings.Builder
 		for _, o := range c.s.clients() {

@@ -58,3 +58,25 @@ func TestFailedAuthCountedAndLogged(t *testing.T) {
 		t.Errorf("%d log lines for 3 failed AUTH within 10 s, want 1 (rate-limited)", n)
 	}
 }
+
+// CLIENT SETNAME is bounded, and CLIENT LIST (every connection's address and
+// name) is for admins only.
+func TestClientNameBoundAndListAdminOnly(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, Config{RequirePass: "secret", Users: map[string]User{
+		"app": {Name: "app", Password: "app-pass", Role: RoleApp},
+	}})
+	c := s.dial(t)
+	c.do("AUTH", "app", "app-pass")
+	if got := c.do("CLIENT", "SETNAME", strings.Repeat("n", 1<<20)); !strings.HasPrefix(got, "-ERR Client names are at most 256 bytes") {
+		t.Errorf("CLIENT SETNAME of 1 MiB: %.60q", got)
+	}
+	if got := c.do("CLIENT", "LIST"); !strings.HasPrefix(got, "-NOPERM") {
+		t.Errorf("CLIENT LIST as app: %.60q", got)
+	}
+	a := s.dial(t)
+	a.do("AUTH", "secret")
+	if got := a.do("CLIENT", "LIST"); !strings.Contains(got, "id=") {
+		t.Errorf("CLIENT LIST as admin: %.60q", got)
+	}
+}
