@@ -5,6 +5,7 @@ package redis
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strconv"
@@ -21,7 +22,9 @@ import (
 type Options struct {
 	Addrs        []string      // one address: a single server; several: a cluster
 	Cluster      bool          // a Redis Cluster even with one (seed) address
+	Username     string        // ACL user (Redis 6+); "" is the default user
 	Password     string        //
+	TLS          *tls.Config   // nil: plain TCP
 	Prefix       string        // key prefix, default "srs"; must not contain '{' or '}'
 	TTL          time.Duration // sliding expiry of an idle user-season, default 24h
 	PoolSize     int           // default 256: waits for a pooled connection under a burst would read as an outage
@@ -65,7 +68,9 @@ func New(opts Options) (*Cache, error) {
 	}
 	rdb := goredis.NewUniversalClient(&goredis.UniversalOptions{
 		Addrs:                 opts.Addrs,
+		Username:              opts.Username,
 		Password:              opts.Password,
+		TLSConfig:             opts.TLS,
 		PoolSize:              opts.PoolSize,
 		DialTimeout:           opts.DialTimeout,
 		ReadTimeout:           opts.ReadTimeout,

@@ -24,6 +24,12 @@ type Config struct {
 	Redis           []string      // upstream Redis addresses
 	RedisCluster    bool          // Redis Cluster even with one seed address (several addresses always mean a cluster)
 	RedisPassword   string        //
+	RedisUsername   string        // upstream ACL user
+	RedisTLS        bool          // TLS to the upstream Redis
+	RedisTLSCA      string        // PEM file of the CA that signed the upstream's certificate ("" = system roots)
+	MySQLTLSCA      string        // PEM file of the CA for MariaDB; sets tls=srsproxy in the DSN
+	TLSCert, TLSKey string        // PEM files: serve RESP over TLS on --listen
+	RequirePassFile string        // file holding the default user's password (keeps it out of ps)
 	RedisPrefix     string        // key prefix in the upstream Redis
 	CacheTTL        time.Duration // sliding expiry of an idle user-season
 	ReviewIDWindow  time.Duration // deprecated (release 1's review-id memory); accepted and ignored
@@ -116,6 +122,8 @@ func (c Config) Validate() error {
 	}
 	_, _, err := net.SplitHostPort(c.Listen)
 	check(err == nil, "--listen %q: %v", c.Listen, err)
+	check((c.TLSCert == "") == (c.TLSKey == ""), "--tls-cert and --tls-key go together")
+	check(c.RequirePass == "" || c.RequirePassFile == "", "--requirepass and --requirepass-file are exclusive")
 	if c.AdminListen != "off" {
 		_, _, err = net.SplitHostPort(c.AdminListen)
 		check(err == nil, "--admin-listen %q: want host:port or off (%v)", c.AdminListen, err)
@@ -265,6 +273,13 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.Var(listFlag{&c.Redis}, "redis", "upstream Redis addresses, comma-separated; several = Redis Cluster (default 127.0.0.1:6379)")
 	fs.BoolVar(&c.RedisCluster, "redis-cluster", false, "the upstream is a Redis Cluster even with one --redis (seed) address")
 	fs.StringVar(&c.RedisPassword, "redis-password", "", "upstream Redis password")
+	fs.StringVar(&c.RedisUsername, "redis-username", "", "upstream Redis ACL username (default: the default user)")
+	fs.BoolVar(&c.RedisTLS, "redis-tls", false, "connect to the upstream Redis over TLS")
+	fs.StringVar(&c.RedisTLSCA, "redis-tls-ca", "", "PEM file of the CA of the upstream Redis's certificate (default: the system's roots); implies --redis-tls")
+	fs.StringVar(&c.MySQLTLSCA, "mysql-tls-ca", "", "PEM file of the CA of MariaDB's certificate: connect over TLS and verify it")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) to serve RESP over TLS on --listen; needs --tls-key")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
+	fs.StringVar(&c.RequirePassFile, "requirepass-file", "", "file whose first line is the default user's password (instead of --requirepass, which ps shows)")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", "", "key prefix in the upstream Redis (default srs)")
 	fs.DurationVar(&c.CacheTTL, "cache-ttl", 0, "sliding expiry of an idle user's cache entry (default 24h)")
 	fs.DurationVar(&c.ReviewIDWindow, "review-id-window", 0, "deprecated and ignored: release 2 recognises retries from the card record (docs/CORE.md)")

@@ -142,7 +142,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.tel, err = telemetry.New(ctx, "srsproxy", Version); err != nil {
 		return err
 	}
-	deferredStore, err := m.openStore(ctx, c.MySQL)
+	dsn, err := mysqlDSN(c)
+	if err != nil {
+		return err
+	}
+	deferredStore, err := m.openStore(ctx, dsn)
 	if err != nil {
 		return err
 	}
@@ -170,8 +174,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.dirty, err = dirtyset.Open(c.QueueDir); err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
+	upstreamTLS, err := redisTLS(c)
+	if err != nil {
+		return err
+	}
 	m.cache, err = rcache.New(rcache.Options{
-		Addrs: c.Redis, Cluster: c.RedisCluster, Password: c.RedisPassword, Prefix: c.RedisPrefix, TTL: c.CacheTTL,
+		Addrs: c.Redis, Cluster: c.RedisCluster, Username: c.RedisUsername, Password: c.RedisPassword, TLS: upstreamTLS,
+		Prefix: c.RedisPrefix, TTL: c.CacheTTL,
 		ReadTimeout: c.RedisTimeout, WriteTimeout: c.RedisTimeout, DialTimeout: 2 * c.RedisTimeout, PoolSize: c.RedisPoolSize,
 	})
 	if err != nil {
@@ -218,7 +227,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	m.engine.StartScheduler(context.WithoutCancel(ctx), m.tasks(c), time.Minute)
 
-	pcfg := proxy.Config{Addr: c.Listen, RequirePass: c.RequirePass, Version: Version, Logger: m.Log}
+	pass, err := requirePass(c)
+	if err != nil {
+		return err
+	}
+	pcfg := proxy.Config{Addr: c.Listen, RequirePass: pass, Version: Version, Logger: m.Log}
 	if c.Users != "" {
 		if pcfg.Users, err = proxy.LoadUsers(c.Users); err != nil {
 			return fmt.Errorf("--users: %w", err)
@@ -236,6 +249,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("--listen: %w", err)
 	}
+	tl, err := listenTLS(ln, c)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	ln = tl
 	m.done = make(chan error, 1)
 	go func() { m.done <- m.server.Serve(ln) }()
 	if c.AdminListen != "off" {

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// The TLS and secret-file options: managed Redis and MariaDB services want
+// TLS and ACL users, and a password on the command line is visible in ps.
+
+// listenTLS wraps ln in TLS when --tls-cert/--tls-key are set.
+func listenTLS(ln net.Listener, c Config) (net.Listener, error) {
+	if c.TLSCert == "" {
+		return ln, nil
+	}
+	cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+	}
+	return tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}), nil
+}
+
+// caPool reads a PEM file of CA certificates.
+func caPool(flag, path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flag, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s %s: no PEM certificate in it", flag, path)
+	}
+	return pool, nil
+}
+
+// redisTLS is the upstream's TLS configuration, nil for plain TCP.
+func redisTLS(c Config) (*tls.Config, error) {
+	if !c.RedisTLS && c.RedisTLSCA == "" {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if c.RedisTLSCA != "" {
+		pool, err := caPool("--redis-tls-ca", c.RedisTLSCA)
+		if err != nil {
+			return nil, err
+		}
+		cfg.RootCAs = pool
+	}
+	return cfg, nil
+}
+
+// mysqlDSN registers the --mysql-tls-ca configuration with the driver and
+// names it in the DSN (unless the DSN chose its own tls= already).
+func mysqlDSN(c Config) (string, error) {
+	if c.MySQLTLSCA == "" {
+		return c.MySQL, nil
+	}
+	pool, err := caPool("--mysql-tls-ca", c.MySQLTLSCA)
+	if err != nil {
+		return "", err
+	}
+	cfg, err := mysql.ParseDSN(c.MySQL)
+	if err != nil {
+		return "", fmt.Errorf("--mysql: %w", err)
+	}
+	if cfg.TLSConfig != "" {
+		return c.MySQL, nil
+	}
+	if err := mysql.RegisterTLSConfig("srsproxy", &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}); err != nil {
+		return "", fmt.Errorf("--mysql-tls-ca: %w", err)
+	}
+	cfg.TLSConfig = "srsproxy"
+	return cfg.FormatDSN(), nil
+}
+
+// requirePass is --requirepass, or the first line of --requirepass-file.
+func requirePass(c Config) (string, error) {
+	if c.RequirePassFile == "" {
+		return c.RequirePass, nil
+	}
+	b, err := os.ReadFile(c.RequirePassFile)
+	if err != nil {
+		return "", fmt.Errorf("--requirepass-file: %w", err)
+	}
+	pass, _, _ := strings.Cut(string(b), "\n")
+	pass = strings.TrimRight(pass, "\r")
+	if pass == "" {
+		return "", fmt.Errorf("--requirepass-file %s: the first line is empty", c.RequirePassFile)
+	}
+	return pass, nil
+}
