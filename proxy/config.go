@@ -16,7 +16,10 @@ const (
 	DefaultMaxArgs        = 4096
 	DefaultMaxBulk        = 1 << 20
 	DefaultMaxMultiQueued = 1000
-	DefaultVersion        = "dev"
+	// DefaultMaxMultiBytes bounds what one MULTI holds in memory until EXEC
+	// (issue 12: 30 queued commands of 60 × 1 MiB took 2.6 GB).
+	DefaultMaxMultiBytes = 16 << 20
+	DefaultVersion       = "dev"
 )
 
 // Role is what a user may run. A command's Role is the minimum role needed.
@@ -103,6 +106,9 @@ type Config struct {
 	MaxBulk int
 	// MaxMultiQueued is the most commands a MULTI transaction may queue.
 	MaxMultiQueued int
+	// MaxMultiBytes is the most argument bytes a MULTI transaction may queue
+	// (they are copied until EXEC), default 16 MiB.
+	MaxMultiBytes int
 	// Version is this build's version, reported by HELLO and INFO.
 	Version string
 	// Logger receives connection errors, handler panics and failed barriers.
@@ -118,6 +124,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("Config.MaxBulk: %d is below 1024 bytes", c.MaxBulk)
 	case c.MaxMultiQueued < 0:
 		return fmt.Errorf("Config.MaxMultiQueued: %d is negative", c.MaxMultiQueued)
+	case c.MaxMultiBytes < 0:
+		return fmt.Errorf("Config.MaxMultiBytes: %d is negative", c.MaxMultiBytes)
 	}
 	if _, ok := c.Users["default"]; ok && c.RequirePass != "" {
 		return errors.New("Config.RequirePass: conflicts with user \"default\" in Config.Users")
@@ -145,6 +153,7 @@ func (c Config) withDefaults() Config {
 	c.MaxArgs = cmp.Or(c.MaxArgs, DefaultMaxArgs)
 	c.MaxBulk = cmp.Or(c.MaxBulk, DefaultMaxBulk)
 	c.MaxMultiQueued = cmp.Or(c.MaxMultiQueued, DefaultMaxMultiQueued)
+	c.MaxMultiBytes = cmp.Or(c.MaxMultiBytes, DefaultMaxMultiBytes)
 	c.Version = cmp.Or(c.Version, DefaultVersion)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

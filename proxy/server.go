@@ -271,6 +271,7 @@ type conn struct {
 // transaction is a MULTI in progress.
 type transaction struct {
 	queued []queued
+	bytes  int  // argument bytes queued
 	failed bool // a command was refused while queueing: EXEC aborts
 }
 
@@ -425,6 +426,11 @@ func (c *conn) enqueue(e *entry, args [][]byte) {
 	for _, a := range args {
 		size += len(a)
 	}
+	if c.tx.bytes+size > c.s.cfg.MaxMultiBytes {
+		c.refuse(fmt.Sprintf("ERR transaction holds more than MaxMultiBytes %d bytes of arguments; EXEC will abort", c.s.cfg.MaxMultiBytes))
+		return
+	}
+	c.tx.bytes += size
 	own := make([][]byte, len(args))
 	buf := make([]byte, 0, size)
 	for i, a := range args {

@@ -80,3 +80,20 @@ func TestClientNameBoundAndListAdminOnly(t *testing.T) {
 		t.Errorf("CLIENT LIST as admin: %.60q", got)
 	}
 }
+
+// One MULTI cannot hold more than MaxMultiBytes of queued arguments.
+func TestMultiBytesBounded(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, Config{MaxMultiBytes: 4096})
+	c := s.dial(t)
+	c.do("MULTI")
+	if got := c.do("ECHO", strings.Repeat("a", 3000)); got != "+QUEUED\r\n" {
+		t.Fatalf("first queued: %q", got)
+	}
+	if got := c.do("ECHO", strings.Repeat("b", 3000)); !strings.HasPrefix(got, "-ERR transaction holds more than MaxMultiBytes 4096") {
+		t.Fatalf("over the bound: %q", got)
+	}
+	if got := c.do("EXEC"); !strings.HasPrefix(got, "-EXECABORT") {
+		t.Fatalf("EXEC after a refused command: %q", got)
+	}
+}
