@@ -369,6 +369,7 @@ var infoSections = []struct {
 			{"total_connections_received", strconv.FormatInt(c.s.lastID.Load(), 10)},
 			{"total_commands_processed", strconv.FormatInt(c.s.stats.commands.Load(), 10)},
 			{"acl_access_denied_auth", strconv.FormatInt(c.s.stats.authDenied.Load(), 10)},
+			{"rejected_connections", strconv.FormatInt(c.s.stats.rejectedConns.Load(), 10)},
 			{"instantaneous_ops_per_sec", strconv.FormatInt(c.s.opsPerSec(c.s.now()), 10)},
 		}
 	}},
@@ -838,8 +839,9 @@ func typeCmd(_ context.Context, w *Reply, _ [][]byte) { w.Simple("none") }
 
 // serverStats are the counters INFO reports.
 type serverStats struct {
-	commands   atomic.Int64 // commands run, MULTI's queued ones included
-	authDenied atomic.Int64 // failed AUTH and HELLO … AUTH attempts
+	commands      atomic.Int64 // commands run, MULTI's queued ones included
+	authDenied    atomic.Int64 // failed AUTH and HELLO … AUTH attempts
+	rejectedConns atomic.Int64 // connections refused past MaxClients
 
 	mu      sync.Mutex
 	at      time.Time // of the last ops sample

@@ -19,6 +19,7 @@ const (
 	// DefaultMaxMultiBytes bounds what one MULTI holds in memory until EXEC
 	// (issue 12: 30 queued commands of 60 × 1 MiB took 2.6 GB).
 	DefaultMaxMultiBytes = 16 << 20
+	DefaultMaxClients    = 10000
 	DefaultVersion       = "dev"
 )
 
@@ -106,6 +107,9 @@ type Config struct {
 	MaxBulk int
 	// MaxMultiQueued is the most commands a MULTI transaction may queue.
 	MaxMultiQueued int
+	// MaxClients is the most connections served at once, default 10000;
+	// cmd/srsproxy keeps it below the process's file-descriptor limit.
+	MaxClients int
 	// MaxMultiBytes is the most argument bytes a MULTI transaction may queue
 	// (they are copied until EXEC), default 16 MiB.
 	MaxMultiBytes int
@@ -124,6 +128,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("Config.MaxBulk: %d is below 1024 bytes", c.MaxBulk)
 	case c.MaxMultiQueued < 0:
 		return fmt.Errorf("Config.MaxMultiQueued: %d is negative", c.MaxMultiQueued)
+	case c.MaxClients < 0:
+		return fmt.Errorf("Config.MaxClients: %d is negative", c.MaxClients)
 	case c.MaxMultiBytes < 0:
 		return fmt.Errorf("Config.MaxMultiBytes: %d is negative", c.MaxMultiBytes)
 	}
@@ -154,6 +160,7 @@ func (c Config) withDefaults() Config {
 	c.MaxBulk = cmp.Or(c.MaxBulk, DefaultMaxBulk)
 	c.MaxMultiQueued = cmp.Or(c.MaxMultiQueued, DefaultMaxMultiQueued)
 	c.MaxMultiBytes = cmp.Or(c.MaxMultiBytes, DefaultMaxMultiBytes)
+	c.MaxClients = cmp.Or(c.MaxClients, DefaultMaxClients)
 	c.Version = cmp.Or(c.Version, DefaultVersion)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -211,8 +211,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-// start registers and serves a new connection.
+// start registers and serves a new connection. Past MaxClients it is told
+// so and closed at once, as Redis does, instead of being accepted and never
+// served once file descriptors run out.
 func (s *Server) start(nc net.Conn) {
+	s.mu.Lock()
+	full := len(s.conns) >= s.cfg.MaxClients
+	s.mu.Unlock()
+	if full {
+		s.stats.rejectedConns.Add(1)
+		_ = nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		_, _ = nc.Write([]byte("-ERR max number of clients reached\r\n"))
+		nc.Close()
+		return
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &conn{
 		s:       s,

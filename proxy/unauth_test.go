@@ -97,3 +97,20 @@ func TestMultiBytesBounded(t *testing.T) {
 		t.Fatalf("EXEC after a refused command: %q", got)
 	}
 }
+
+// Past MaxClients a new connection is told so and closed, not accepted and
+// left unserved.
+func TestMaxClients(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, Config{MaxClients: 2})
+	a, b := s.dial(t), s.dial(t)
+	a.do("PING")
+	b.do("PING")
+	c := s.dial(t)
+	if got := strings.TrimSpace(c.readEOF()); got != "-ERR max number of clients reached" {
+		t.Fatalf("third client: %q", got)
+	}
+	if got := a.do("INFO", "stats"); !strings.Contains(got, "rejected_connections:1") {
+		t.Errorf("INFO stats: %q", got)
+	}
+}

@@ -30,6 +30,7 @@ type Config struct {
 	MySQLTLSCA      string        // PEM file of the CA for MariaDB; sets tls=srsproxy in the DSN
 	TLSCert, TLSKey string        // PEM files: serve RESP over TLS on --listen
 	RequirePassFile string        // file holding the default user's password (keeps it out of ps)
+	MaxClients      int           // client connections served at once (default 10000, below the FD limit)
 	RedisPrefix     string        // key prefix in the upstream Redis
 	CacheTTL        time.Duration // sliding expiry of an idle user-season
 	ReviewIDWindow  time.Duration // deprecated (release 1's review-id memory); accepted and ignored
@@ -279,6 +280,7 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&c.MySQLTLSCA, "mysql-tls-ca", "", "PEM file of the CA of MariaDB's certificate: connect over TLS and verify it")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) to serve RESP over TLS on --listen; needs --tls-key")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
+	fs.IntVar(&c.MaxClients, "maxclients", 0, "client connections served at once; more are refused with 'ERR max number of clients reached' (default 10000, lowered to fit the file-descriptor limit)")
 	fs.StringVar(&c.RequirePassFile, "requirepass-file", "", "file whose first line is the default user's password (instead of --requirepass, which ps shows)")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", "", "key prefix in the upstream Redis (default srs)")
 	fs.DurationVar(&c.CacheTTL, "cache-ttl", 0, "sliding expiry of an idle user's cache entry (default 24h)")

@@ -231,7 +231,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	pcfg := proxy.Config{Addr: c.Listen, RequirePass: pass, Version: Version, Logger: m.Log}
+	pcfg := proxy.Config{Addr: c.Listen, RequirePass: pass, Version: Version, Logger: m.Log,
+		MaxClients: maxClients(c, m.Log.Warn)}
 	if c.Users != "" {
 		if pcfg.Users, err = proxy.LoadUsers(c.Users); err != nil {
 			return fmt.Errorf("--users: %w", err)

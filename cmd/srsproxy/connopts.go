@@ -7,12 +7,14 @@ import (
 	"net"
 	"os"
 	"strings"
+	"syscall"
 
 	"github.com/go-sql-driver/mysql"
 )
 
-// The TLS and secret-file options: managed Redis and MariaDB services want
-// TLS and ACL users, and a password on the command line is visible in ps.
+// The connection options: TLS and secret files (managed Redis and MariaDB
+// services want TLS and ACL users, and a password on the command line is
+// visible in ps) and the client limit.
 
 // listenTLS wraps ln in TLS when --tls-cert/--tls-key are set.
 func listenTLS(ln net.Listener, c Config) (net.Listener, error) {
@@ -94,4 +96,26 @@ func requirePass(c Config) (string, error) {
 		return "", fmt.Errorf("--requirepass-file %s: the first line is empty", c.RequirePassFile)
 	}
 	return pass, nil
+}
+
+// maxClients is --maxclients (default 10000), lowered so that the clients,
+// the upstream pools and the queue's files fit the process's file-descriptor
+// limit: past it, accepted clients would never be served.
+func maxClients(c Config, log func(msg string, args ...any)) int {
+	want := c.MaxClients
+	if want == 0 {
+		want = 10000
+	}
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return want
+	}
+	reserve := 2*c.RedisPoolSize + 64 + 32 // upstream pools, MariaDB pools, queue, listeners
+	if fit := int(lim.Cur) - reserve; fit < want {
+		fit = max(fit, 16)
+		log("maxclients lowered to fit the file-descriptor limit (raise it with ulimit -n / LimitNOFILE)",
+			"maxclients", fit, "wanted", want, "nofile", lim.Cur)
+		return fit
+	}
+	return want
 }
