@@ -238,10 +238,11 @@ func (s *safeMode) callCtx(ctx context.Context, fn func() error) error {
 	return s.execCtx(ctx, fn)
 }
 
-// callCommitted is callCtx without admission, for the calls a review makes
-// once its entry is on disk (the compare-and-set and its read-back):
-// shedding those would leave an acknowledged-to-be review unconfirmed and
-// move load to MariaDB, the opposite of shedding.
+// callCommitted is callCtx without admission, for calls that must not be
+// shed: those a review makes once its entry is on disk (the compare-and-set
+// and its read-back; shedding them would leave the review unconfirmed and
+// move load to MariaDB, the opposite of shedding) and the drainer's cache
+// catch-up (one goroutine; shedding it would stall the drain).
 func (s *safeMode) callCommitted(ctx context.Context, fn func() error) error {
 	return s.execCtx(ctx, fn)
 }
