@@ -3,6 +3,8 @@ package proxy
 import (
 	"bufio"
 	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -48,12 +50,17 @@ func (r Role) String() string {
 type User struct {
 	Name     string
 	Password string
-	Role     Role
+	// PasswordSHA256, when set, is the SHA-256 of the password instead of
+	// Password itself (a users file entry `#<64 hex digits>`, as Redis ACL
+	// files write it), so the file need not hold plaintext.
+	PasswordSHA256 *[32]byte
+	Role           Role
 }
 
 // LoadUsers reads a users file: one user per line, `name role password`
 // separated by white space (so a password cannot contain spaces), role `app`
-// or `admin`. Lines starting with '#' and blank lines are skipped. Errors name
+// or `admin`; a password written `#<sha256 hex>` is stored hashed
+// (`printf %s "$PASS" | sha256sum`). Lines starting with '#' and blank lines are skipped. Errors name
 // the file and line: a malformed line, an unknown role, or a duplicate name.
 func LoadUsers(path string) (map[string]User, error) {
 	f, err := os.Open(path)
@@ -73,6 +80,15 @@ func LoadUsers(path string) (map[string]User, error) {
 			return nil, fmt.Errorf("%s:%d: want `name role password`, got %d fields", path, n, len(fields))
 		}
 		u := User{Name: fields[0], Password: fields[2]}
+		if hexHash, ok := strings.CutPrefix(fields[2], "#"); ok {
+			b, err := hex.DecodeString(hexHash)
+			if err != nil || len(b) != sha256.Size {
+				return nil, fmt.Errorf("%s:%d: a password starting with '#' must be '#' and 64 hex digits of its SHA-256", path, n)
+			}
+			var h [32]byte
+			copy(h[:], b)
+			u.Password, u.PasswordSHA256 = "", &h
+		}
 		switch fields[1] {
 		case "app":
 			u.Role = RoleApp
@@ -142,8 +158,10 @@ func (c Config) Validate() error {
 			return fmt.Errorf("Config.Users: invalid user name %q", name)
 		case u.Name != name:
 			return fmt.Errorf("Config.Users[%q]: Name is %q", name, u.Name)
-		case u.Password == "":
+		case u.Password == "" && u.PasswordSHA256 == nil:
 			return fmt.Errorf("Config.Users[%q]: empty Password", name)
+		case u.Password != "" && u.PasswordSHA256 != nil:
+			return fmt.Errorf("Config.Users[%q]: both Password and PasswordSHA256", name)
 		case u.Role != RoleApp && u.Role != RoleAdmin:
 			return fmt.Errorf("Config.Users[%q]: invalid Role %d", name, int(u.Role))
 		}

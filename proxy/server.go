@@ -101,7 +101,11 @@ func NewServer(cfg Config, mux *Mux) (*Server, error) {
 	if cfg.RequirePass != "" || len(cfg.Users) > 0 {
 		s.users = make(map[string]account)
 		for name, u := range cfg.Users {
-			s.users[name] = account{name: name, role: u.Role, hash: sha256.Sum256([]byte(u.Password))}
+			acct := account{name: name, role: u.Role, hash: sha256.Sum256([]byte(u.Password))}
+			if u.PasswordSHA256 != nil {
+				acct.hash = *u.PasswordSHA256
+			}
+			s.users[name] = acct
 		}
 		if cfg.RequirePass != "" {
 			s.users["default"] = account{name: "default", role: RoleAdmin, hash: sha256.Sum256([]byte(cfg.RequirePass))}

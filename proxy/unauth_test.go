@@ -1,6 +1,10 @@
 package proxy
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -112,5 +116,35 @@ func TestMaxClients(t *testing.T) {
 	}
 	if got := a.do("INFO", "stats"); !strings.Contains(got, "rejected_connections:1") {
 		t.Errorf("INFO stats: %q", got)
+	}
+}
+
+// A users file may hold SHA-256 hashes instead of passwords.
+func TestUsersFileHashedPassword(t *testing.T) {
+	t.Parallel()
+	sum := sha256.Sum256([]byte("app-pass"))
+	path := filepath.Join(t.TempDir(), "users")
+	body := "admin admin plain-pass\napp app #" + hex.EncodeToString(sum[:]) + "\n"
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	users, err := LoadUsers(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if users["app"].Password != "" || users["app"].PasswordSHA256 == nil {
+		t.Fatalf("hashed entry: %+v", users["app"])
+	}
+	s := startServer(t, Config{Users: users})
+	c := s.dial(t)
+	if got := c.do("AUTH", "app", "#"+hex.EncodeToString(sum[:])); !strings.HasPrefix(got, "-WRONGPASS") {
+		t.Errorf("AUTH with the hash itself: %q", got)
+	}
+	if got := c.do("AUTH", "app", "app-pass"); got != "+OK\r\n" {
+		t.Errorf("AUTH with the password: %q", got)
+	}
+	os.WriteFile(path, []byte("app app #abc\n"), 0o600)
+	if _, err := LoadUsers(path); err == nil || !strings.Contains(err.Error(), "64 hex digits") {
+		t.Errorf("a short hash: %v", err)
 	}
 }
