@@ -46,17 +46,19 @@ const flushAt = 1 << 20
 
 // Server serves RESP clients. Create it with NewServer.
 type Server struct {
-	cfg     Config
-	mux     *Mux
-	log     *slog.Logger
-	users   map[string]account // nil: auth is off, everyone is admin
-	decoy   account            // compared against for unknown users
-	now     func() time.Time
-	started time.Time
-	lastID  atomic.Int64
-	closing atomic.Bool
-	stats   serverStats   // for INFO
-	authLog *logx.Limiter // failed-AUTH warnings, once per 10 s with a count
+	cfg   Config
+	mux   *Mux
+	log   *slog.Logger
+	users map[string]account // nil: auth is off, everyone is admin (fixed at start)
+	// accounts is the current account table, replaced whole by SetUsers.
+	accounts atomic.Pointer[map[string]account]
+	decoy    account // compared against for unknown users
+	now      func() time.Time
+	started  time.Time
+	lastID   atomic.Int64
+	closing  atomic.Bool
+	stats    serverStats   // for INFO
+	authLog  *logx.Limiter // failed-AUTH warnings, once per 10 s with a count
 
 	ready     chan struct{} // closed once a listener is known or never will be
 	readyOnce sync.Once
@@ -99,19 +101,45 @@ func NewServer(cfg Config, mux *Mux) (*Server, error) {
 	}
 	s.started = s.now()
 	if cfg.RequirePass != "" || len(cfg.Users) > 0 {
-		s.users = make(map[string]account)
-		for name, u := range cfg.Users {
-			acct := account{name: name, role: u.Role, hash: sha256.Sum256([]byte(u.Password))}
-			if u.PasswordSHA256 != nil {
-				acct.hash = *u.PasswordSHA256
-			}
-			s.users[name] = acct
-		}
-		if cfg.RequirePass != "" {
-			s.users["default"] = account{name: "default", role: RoleAdmin, hash: sha256.Sum256([]byte(cfg.RequirePass))}
-		}
+		s.users = s.accountsOf(cfg.Users)
+		s.accounts.Store(&s.users)
 	}
 	return s, nil
+}
+
+// accountsOf builds the account table of users plus RequirePass's default user.
+func (s *Server) accountsOf(users map[string]User) map[string]account {
+	out := make(map[string]account, len(users)+1)
+	for name, u := range users {
+		acct := account{name: name, role: u.Role, hash: sha256.Sum256([]byte(u.Password))}
+		if u.PasswordSHA256 != nil {
+			acct.hash = *u.PasswordSHA256
+		}
+		out[name] = acct
+	}
+	if s.cfg.RequirePass != "" {
+		out["default"] = account{name: "default", role: RoleAdmin, hash: sha256.Sum256([]byte(s.cfg.RequirePass))}
+	}
+	return out
+}
+
+// SetUsers replaces the accounts (a reloaded users file; RequirePass's
+// default user stays). New logins use them at once; connections already
+// authenticated keep their user until they log in again. It returns an
+// error, changing nothing, for invalid users or a server started with auth
+// off.
+func (s *Server) SetUsers(users map[string]User) error {
+	if s.users == nil {
+		return errors.New("proxy: auth is off (no RequirePass or Users at start); a users file cannot be loaded later")
+	}
+	cfg := s.cfg
+	cfg.Users = users
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	accounts := s.accountsOf(users)
+	s.accounts.Store(&accounts)
+	return nil
 }
 
 // ListenAndServe listens on Config.Addr and serves until Shutdown, after
@@ -493,7 +521,7 @@ func (c *conn) login(user string, pass []byte) bool {
 	if s.users == nil { // auth off: the default user takes any password
 		return user == "default"
 	}
-	acct, found := s.users[user]
+	acct, found := (*s.accounts.Load())[user]
 	want := acct.hash
 	if !found {
 		want = s.decoy.hash

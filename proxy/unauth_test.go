@@ -148,3 +148,26 @@ func TestUsersFileHashedPassword(t *testing.T) {
 		t.Errorf("a short hash: %v", err)
 	}
 }
+
+// SetUsers (SIGHUP's users-file reload) applies to new logins at once.
+func TestSetUsers(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, Config{Users: map[string]User{"a": {Name: "a", Password: "old", Role: RoleApp}}})
+	if err := s.SetUsers(map[string]User{"a": {Name: "a", Password: "new", Role: RoleApp}}); err != nil {
+		t.Fatal(err)
+	}
+	c := s.dial(t)
+	if got := c.do("AUTH", "a", "old"); !strings.HasPrefix(got, "-WRONGPASS") {
+		t.Errorf("old password after the reload: %q", got)
+	}
+	if got := c.do("AUTH", "a", "new"); got != "+OK\r\n" {
+		t.Errorf("new password after the reload: %q", got)
+	}
+	if err := s.SetUsers(map[string]User{"": {}}); err == nil {
+		t.Error("invalid users were accepted")
+	}
+	off := startServer(t, Config{})
+	if err := off.SetUsers(map[string]User{"a": {Name: "a", Password: "x", Role: RoleApp}}); err == nil {
+		t.Error("users loaded into a server started with auth off")
+	}
+}

@@ -53,7 +53,17 @@ func main() {
 		m.Close()
 		os.Exit(1)
 	}
-	<-ctx.Done()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	for done := false; !done; {
+		select {
+		case <-hup:
+			m.ReloadUsers()
+		case <-ctx.Done():
+			done = true
+		}
+	}
+	signal.Stop(hup)
 	m.Log.Info("shutting down")
 	if err := m.Close(); err != nil {
 		m.Log.Error("shutdown", "err", err)
@@ -321,6 +331,25 @@ func (m *Main) prepareWhenBack() {
 			m.Log.Debug("MariaDB still unreachable", "err", err)
 		}
 	}()
+}
+
+// ReloadUsers reads --users again and applies it to new logins (SIGHUP).
+// A file that does not load is logged and the current users stay.
+func (m *Main) ReloadUsers() {
+	path := m.Config.Users
+	if path == "" {
+		m.Log.Warn("SIGHUP: no --users file to reload")
+		return
+	}
+	users, err := proxy.LoadUsers(path)
+	if err == nil {
+		err = m.server.SetUsers(users)
+	}
+	if err != nil {
+		m.Log.Error("SIGHUP: users file not reloaded; the current users stay", "file", path, "err", err)
+		return
+	}
+	m.Log.Info("SIGHUP: users file reloaded", "file", path, "users", len(users))
 }
 
 // tasks are the cluster-wide periodic jobs: each runs once per period on

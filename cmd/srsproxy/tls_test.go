@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -111,5 +112,42 @@ func TestTLSAndACL(t *testing.T) {
 	defer wrong.Close()
 	if err := wrong.Ping(ctx).Err(); err == nil {
 		t.Error("a wrong password was accepted")
+	}
+}
+
+// SIGHUP reloads the users file of the running binary: the new password
+// works at once, the old one no longer does.
+func TestUsersReloadOnSIGHUP(t *testing.T) {
+	t.Parallel()
+	e := newTestEnv(t)
+	users := filepath.Join(t.TempDir(), "users")
+	if err := os.WriteFile(users, []byte("admin admin first\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startSidecar(t, e.DSN, e.Redis, e.Prefix, t.TempDir(), "--users", users)
+	ctx := context.Background()
+	auth := func(pass string) error {
+		c := goredis.NewClient(&goredis.Options{Addr: s.Addr, Username: "admin", Password: pass, MaxRetries: -1})
+		defer c.Close()
+		return c.Ping(ctx).Err()
+	}
+	if err := auth("first"); err != nil {
+		t.Fatalf("first password: %v", err)
+	}
+	if err := os.WriteFile(users, []byte("admin admin second\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.proc.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for auth("second") != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("the new password was not accepted 5 s after SIGHUP; log:\n%s", s.log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := auth("first"); err == nil {
+		t.Error("the old password still works after the reload")
 	}
 }

@@ -99,6 +99,9 @@ func StartProcess(t testing.TB, bin string, args ...string) *Process {
 	return p
 }
 
+// Signal sends sig to the process.
+func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
+
 // Kill sends SIGKILL and reaps the process.
 func (p *Process) Kill() {
 	if p.cmd.ProcessState == nil {
