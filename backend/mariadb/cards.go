@@ -37,24 +37,17 @@ type querier interface {
 // collectCards runs a card query on q and collects its rows.
 func collectCards(ctx context.Context, q querier, query string, args ...any) ([]srs.Card, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []srs.Card
-	for rows.Next() {
-		c, err := scanCard(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return scanCards(rows, err)
 }
 
 // collectStmt runs a prepared card query and collects its rows.
 func collectStmt(ctx context.Context, st *sql.Stmt, args ...any) ([]srs.Card, error) {
 	rows, err := st.QueryContext(ctx, args...)
+	return scanCards(rows, err)
+}
+
+// scanCards collects the cards of a query's rows (or returns its error).
+func scanCards(rows *sql.Rows, err error) ([]srs.Card, error) {
 	if err != nil {
 		return nil, err
 	}
