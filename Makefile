@@ -17,8 +17,15 @@ build: ## build bin/srsproxy
 run: build ## build and start the sidecar on 127.0.0.1:6380 against the local Redis and MariaDB
 	./$(BIN) $(ARGS)
 
-deps: ## install what the tests need: Debian packages (redis-server, redis-tools, python3-redis, nutcracker) and the pinned npm clients
+CLIENTS_STAMP := testdata/clients/node_modules/.srsproxy-installed
+
+deps: $(CLIENTS_STAMP) ## install what the tests need: Debian packages (redis-server, redis-tools, python3-redis, nutcracker) and the pinned npm clients
 	@./scripts/test-deps
+
+# The real-client tests' pinned npm packages (ioredis, node-redis), from the lockfile.
+$(CLIENTS_STAMP): testdata/clients/package-lock.json
+	cd testdata/clients && npm ci --no-audit --no-fund --loglevel=error
+	touch $(CLIENTS_STAMP)
 
 # The previous release, built from git, for the upgrade tests (cmd/srsproxy/upgrade_test.go).
 RELEASE1     := eeeb798
