@@ -73,7 +73,7 @@ func (d *simDirty) Clean(season, player string) error {
 }
 
 func (d *simDirty) Marked() [][2]string {
-	return slices.SortedFunc(mapKeys(d.users), func(a, b [2]string) int { return cmp.Compare(a[0]+a[1], b[0]+b[1]) })
+	return slices.SortedFunc(maps.Keys(d.users), func(a, b [2]string) int { return cmp.Compare(a[0]+a[1], b[0]+b[1]) })
 }
 
 type simSidecar struct {
@@ -193,7 +193,7 @@ func (c simCache) Due(ctx context.Context, season, player, subject string, now i
 		return srs.DuePage{}, nil
 	}
 	page := srs.DuePage{Loaded: true}
-	for _, q := range slices.Sorted(mapKeys(u)) {
+	for _, q := range slices.Sorted(maps.Keys(u)) {
 		if card := u[q]; card.Due <= now && (subject == "" || card.Subject == subject) {
 			page.Total++
 			if len(page.Cards) < limit {
@@ -414,7 +414,7 @@ func (w *world) rows(player string) []srs.Card {
 		}
 	}
 	var out []srs.Card
-	for _, q := range slices.Sorted(mapKeys(byQ)) {
+	for _, q := range slices.Sorted(maps.Keys(byQ)) {
 		out = append(out, w.replay(byQ[q]))
 	}
 	return out
@@ -1013,7 +1013,7 @@ func (w *world) inject() {
 
 // check returns the first broken invariant, or "".
 func (w *world) check() string {
-	for _, k := range slices.SortedFunc(mapKeys(w.acks), cmpScoped) {
+	for _, k := range slices.SortedFunc(maps.Keys(w.acks), cmpScoped) {
 		// Invariant 1: an acknowledged review is in the log.
 		if _, ok := w.logIndex[k]; !ok {
 			return fmt.Sprintf("invariant 1: acknowledged review %v is not in the review log", k)
@@ -1032,7 +1032,7 @@ func (w *world) check() string {
 		for _, r := range w.rows(p) {
 			rows[r.QuestionID] = r
 		}
-		for _, q := range slices.Sorted(mapKeys(cached)) {
+		for _, q := range slices.Sorted(maps.Keys(cached)) {
 			c := cached[q]
 			logged := 0
 			for _, r := range w.log {
@@ -1067,16 +1067,6 @@ func (w *world) logOf(player, question string) string {
 
 func cmpScoped(a, b scopedID) int {
 	return cmp.Or(cmp.Compare(a.player, b.player), cmp.Compare(a.question, b.question), cmp.Compare(a.id, b.id))
-}
-
-func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
-	return func(yield func(K) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 func TestSimulation(t *testing.T) {
