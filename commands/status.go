@@ -26,6 +26,10 @@ type Status struct {
 	DeadLetters     uint64
 	CacheMemory     int64            // upstream used_memory, bytes; -1 when unknown
 	CachedUsers     map[string]int64 // user-seasons registered in the cache, by season
+	NearUsers       int              // user-seasons held in this sidecar's near-cache
+	NearBytes       int64            // and their estimated memory
+	NearHits        int64            // reads answered from the near-cache after one version GET
+	NearMisses      int64            // reads that fetched the whole user-season
 	Version         string
 	Uptime          time.Duration
 	Sidecar         string
@@ -36,7 +40,7 @@ type Status struct {
 }
 
 // statusFields is the number of fields writeStatus writes.
-const statusFields = 19
+const statusFields = 23
 
 func writeStatus(w *proxy.Reply, st Status) {
 	w.Map(statusFields)
@@ -56,6 +60,10 @@ func writeStatus(w *proxy.Reply, st Status) {
 	intField(w, "cache_memory_bytes", st.CacheMemory)
 	w.String("cached_users_by_season")
 	writeSortedMap(w, st.CachedUsers, func(v int64) { w.Int(v) })
+	intField(w, "near_cache_users", int64(st.NearUsers))
+	intField(w, "near_cache_bytes", st.NearBytes)
+	intField(w, "near_cache_hits", st.NearHits)
+	intField(w, "near_cache_misses", st.NearMisses)
 	stringField(w, "version", st.Version)
 	intField(w, "uptime_seconds", int64(st.Uptime.Seconds()))
 	stringField(w, "sidecar", st.Sidecar)

@@ -74,10 +74,11 @@ const (
 	shedQueueFull = iota // MaxQueue calls were waiting already
 	shedWaited           // no slot freed within MaxWait
 	shedPool             // the cache's own pool had no connection (AdmissionConfig.Overloaded)
+	shedSlow             // timed out while other calls were answered (SafeModeConfig.Timeout)
 	shedReasons
 )
 
-var shedReasonNames = [shedReasons]string{"queue_full", "wait", "pool"}
+var shedReasonNames = [shedReasons]string{"queue_full", "wait", "pool", "slow"}
 
 // Admission is the bound on concurrent upstream calls (AdmissionConfig). It
 // is safe for concurrent use. Waiting calls get a free slot in arrival order.
@@ -162,7 +163,7 @@ type AdmissionStats struct {
 	Limit    int // MaxInFlight
 	InFlight int // calls holding a slot now
 	Waiting  int // calls waiting for one now
-	// Shed counts refusals since start by reason: "queue_full", "wait", "pool".
+	// Shed counts refusals since start by reason: "queue_full", "wait", "pool", "slow".
 	Shed map[string]int64
 }
 

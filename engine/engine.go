@@ -30,6 +30,10 @@ import (
 type Cache interface {
 	Due(ctx context.Context, season, player, subject string, now int64, limit int) (srs.DuePage, error)
 	Read(ctx context.Context, season, player, question string) (srs.CardRead, error)
+	// Peek reads a card from the sidecar's own memory, without a round trip;
+	// it may be stale (ok false: nothing there). Only a compare-and-set may
+	// build on it: the swap fails if the card moved on.
+	Peek(season, player, question string) (rd srs.CardRead, ok bool)
 	Load(ctx context.Context, season, player string, cards []srs.Card) (bool, error)
 	Swap(ctx context.Context, expected string, card srs.Card) (srs.SwapOutcome, error)
 	Invalidate(ctx context.Context, season, player string) error

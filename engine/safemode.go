@@ -43,6 +43,13 @@ type SafeModeConfig struct {
 	// away or its deadline passed), count neither way: impatience is not an
 	// outage.
 	Unavailable func(error) bool
+	// Timeout picks, among unavailable errors, the timeouts (nil: none). A
+	// timeout counts as a failure only if no cache call succeeded while it
+	// waited: when other calls got answers meanwhile, Redis is up and the
+	// wait was the sidecar's own (CPU starvation, queueing), so the call is
+	// refused as overload (TRYAGAIN) instead of opening the breaker and
+	// moving the load to MariaDB.
+	Timeout func(error) bool
 	// Ping probes the cache while the breaker is not closed.
 	Ping func(context.Context) error
 	// OnChange is told when Safe Mode is entered or left (logs, alerts). It
@@ -73,9 +80,12 @@ type breakerEvent struct {
 
 // safeMode is the breaker and what the engine remembers around an outage.
 type safeMode struct {
-	cfg   SafeModeConfig
-	cb    *gobreaker.CircuitBreaker[struct{}]
-	since atomic.Int64 // unix ms when Safe Mode was entered; 0 when closed
+	cfg SafeModeConfig
+	cb  *gobreaker.CircuitBreaker[struct{}]
+	// answered counts cache calls that succeeded; a timeout that saw it move
+	// was overload, not an outage (SafeModeConfig.Timeout).
+	answered atomic.Uint64
+	since    atomic.Int64 // unix ms when Safe Mode was entered; 0 when closed
 	// announced: the current outage was reported; a failed half-open probe
 	// (half-open → open) is not a new outage. Only the engine's goroutine
 	// touches it.
@@ -250,10 +260,16 @@ func (s *safeMode) callCommitted(ctx context.Context, fn func() error) error {
 // execCtx runs fn through the breaker for callCtx and callCommitted.
 func (s *safeMode) execCtx(ctx context.Context, fn func() error) error {
 	adm := s.cfg.Admission
+	before := s.answered.Load()
 	_, err := s.cb.Execute(func() (struct{}, error) {
 		err := adm.own(fn())
-		if err != nil && ctx.Err() != nil && !errors.Is(err, ErrOverloaded) {
+		switch {
+		case err == nil:
+			s.answered.Add(1)
+		case ctx.Err() != nil && !errors.Is(err, ErrOverloaded):
 			err = errCallerGone{err}
+		case s.cfg.Timeout != nil && s.cfg.Timeout(err) && s.answered.Load() != before:
+			err = adm.refuse(shedSlow)
 		}
 		return struct{}{}, err
 	})

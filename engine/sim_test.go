@@ -82,8 +82,11 @@ type simSidecar struct {
 	state   string // "running", "recovering"
 	eng     *Engine
 	journal *simJournal
-	gen     int    // bumped per crash; actors of an older generation are aborted
-	busy    *actor // the actor whose request is in flight: one at a time per sidecar, so the
+	gen     int // bumped per crash; actors of an older generation are aborted
+	// near is the sidecar's in-memory copy of users it read (the adapter's
+	// near-cache): Peek answers from it, possibly stale; a crash loses it.
+	near map[string]map[string]srs.Card
+	busy *actor // the actor whose request is in flight: one at a time per sidecar, so the
 	// engine's own locks never block an actor outside a yield point (the
 	// interleaving of requests inside one sidecar is left to the race tests)
 }
@@ -192,6 +195,7 @@ func (c simCache) Due(ctx context.Context, season, player, subject string, now i
 	if !ok {
 		return srs.DuePage{}, nil
 	}
+	c.remember(season, player, u)
 	page := srs.DuePage{Loaded: true}
 	for _, q := range slices.Sorted(maps.Keys(u)) {
 		if card := u[q]; card.Due <= now && (subject == "" || card.Subject == subject) {
@@ -212,12 +216,37 @@ func (c simCache) Read(ctx context.Context, season, player, question string) (sr
 	if !ok {
 		return srs.CardRead{}, nil
 	}
+	c.remember(season, player, u)
 	card, found := u[question]
 	rd := srs.CardRead{Loaded: true, Found: found}
 	if found {
 		rd.CachedCard = srs.CachedCard{Card: card, Token: token(card)}
 	}
 	return rd, nil
+}
+
+// remember copies a user into the sidecar's near memory, as the adapter's
+// near-cache keeps the snapshot a read fetched.
+func (c simCache) remember(season, player string, u map[string]srs.Card) {
+	sc := c.w.sidecars[c.sc]
+	if sc.near == nil {
+		sc.near = map[string]map[string]srs.Card{}
+	}
+	sc.near[userKeyOf(season, player)] = maps.Clone(u)
+}
+
+// Peek answers from the sidecar's near memory: no yield, no fault, maybe stale.
+func (c simCache) Peek(season, player, question string) (srs.CardRead, bool) {
+	u, ok := c.w.sidecars[c.sc].near[userKeyOf(season, player)]
+	if !ok {
+		return srs.CardRead{}, false
+	}
+	card, found := u[question]
+	rd := srs.CardRead{Loaded: true, Found: found}
+	if found {
+		rd.CachedCard = srs.CachedCard{Card: card, Token: token(card)}
+	}
+	return rd, true
 }
 
 func (c simCache) Load(ctx context.Context, season, player string, cards []srs.Card) (bool, error) {
@@ -250,6 +279,9 @@ func (c simCache) Swap(ctx context.Context, expected string, card srs.Card) (srs
 			return srs.SwapConflict
 		}
 		u[card.QuestionID] = card
+		if near := c.w.sidecars[c.sc].near[userKeyOf(card.Season, card.Player)]; near != nil {
+			near[card.QuestionID] = card
+		}
 		return srs.SwapStored
 	}
 	if c.w.faults && c.w.rng.IntN(20) == 0 {
@@ -270,6 +302,7 @@ func (c simCache) Invalidate(ctx context.Context, season, player string) error {
 		return err
 	}
 	delete(c.w.cache, userKeyOf(season, player))
+	delete(c.w.sidecars[c.sc].near, userKeyOf(season, player))
 	return nil
 }
 
@@ -680,6 +713,7 @@ func (w *world) crash(sc *simSidecar) {
 	w.event("crash")
 	sc.gen++
 	sc.journal.crash()
+	sc.near = nil
 	sc.state = "recovering"
 	sc.eng = nil
 	sc.busy = nil

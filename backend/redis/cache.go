@@ -6,8 +6,10 @@ package redis
 import (
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -31,6 +33,11 @@ type Options struct {
 	DialTimeout  time.Duration // default 1s
 	ReadTimeout  time.Duration // default 500ms
 	WriteTimeout time.Duration // default 500ms
+	// NearCacheBytes bounds the sidecar's in-memory copies of recently used
+	// user-seasons (near.go), default 1 GiB; at ~110 bytes per card that is
+	// ~19,000 users of 500 cards.
+	NearCacheBytes int64
+	Now            func() time.Time // default time.Now
 }
 
 func (o *Options) fill() {
@@ -40,6 +47,10 @@ func (o *Options) fill() {
 	o.DialTimeout = cmpOr(o.DialTimeout, time.Second)
 	o.ReadTimeout = cmpOr(o.ReadTimeout, 500*time.Millisecond)
 	o.WriteTimeout = cmpOr(o.WriteTimeout, 500*time.Millisecond)
+	o.NearCacheBytes = cmpOr(o.NearCacheBytes, 1<<30)
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 }
 
 func cmpOr[T comparable](v, def T) T {
@@ -54,6 +65,11 @@ func cmpOr[T comparable](v, def T) T {
 type Cache struct {
 	rdb  goredis.UniversalClient
 	opts Options
+	near *nearCache
+	// slideEvery is how often a snapshot's reads renew the keys' TTL
+	// (a sixteenth of it): the other reads are a plain GET.
+	slideEvery           int64
+	nearHits, nearMisses atomic.Int64
 }
 
 // New connects to the upstream Redis. It does not fail when Redis is down;
@@ -88,7 +104,7 @@ func New(opts Options) (*Cache, error) {
 	if cc, ok := rdb.(*goredis.ClusterClient); ok {
 		cc.AddHook(reloadOnFailure{cc})
 	}
-	return &Cache{rdb: rdb, opts: opts}, nil
+	return &Cache{rdb: rdb, opts: opts, near: newNearCache(opts.NearCacheBytes), slideEvery: ms(opts.TTL) / 16}, nil
 }
 
 // reloadOnFailure makes a cluster client re-read the slot map (CLUSTER
@@ -130,88 +146,172 @@ func (c *Cache) Close() error { return c.rdb.Close() }
 // Ping checks that Redis answers.
 func (c *Cache) Ping(ctx context.Context) error { return c.rdb.Ping(ctx).Err() }
 
-// keys are the user-season's card hash and due set, generation 2 (format-2
-// records; docs/CORE.md §1). The suffix keeps them apart from release 1's keys.
+// keys are the user-season's card hash and version, generation 3 (format-3
+// records; docs/CORE.md §1). The suffix keeps them apart from release 1's
+// and release 2's keys.
 func (c *Cache) keys(season, player string) []string {
 	return UserKeys(c.opts.Prefix, season, player)
 }
 
-// UserKeys names a user-season's two keys under prefix, the card records
-// (a hash) and the due set, for tools and tests that inspect the cache.
+// UserKeys names a user-season's two keys under prefix, the card hash and
+// its version, for tools and tests that inspect the cache.
 func UserKeys(prefix, season, player string) []string {
 	base := prefix + ":{" + season + "|" + player + "}:"
-	return []string{base + "c2", base + "d2"}
+	return []string{base + "c3", base + "v3"}
 }
 
-// legacyKeys are release 1's keys of a user-season (format-1 records and its
-// review-id hash). Release 2 never reads them; ClearSeason and Invalidate
-// delete them so an archived season leaves nothing behind.
+// legacyKeys are the keys earlier releases kept for a user-season (release
+// 1: format-1 records, due set, review-id hash; release 2: format-2 records,
+// due set). This release never reads them; ClearSeason and Invalidate delete
+// them so an archived season leaves nothing behind.
 func (c *Cache) legacyKeys(season, player string) []string {
-	base := c.userBase(season, player)
-	return []string{base + "c", base + "d", base + "r"}
+	base := c.opts.Prefix + ":{" + season + "|" + player + "}:"
+	return []string{base + "c", base + "d", base + "r", base + "c2", base + "d2"}
 }
 
-func (c *Cache) userBase(season, player string) string {
-	return c.opts.Prefix + ":{" + season + "|" + player + "}:"
-}
+// nearKey names a user-season in the near-cache (season names hold no NUL).
+func nearKey(season, player string) string { return season + "\x00" + player }
 
 func ms(d time.Duration) int64 { return d.Milliseconds() }
 
-// Due returns the due cards of a loaded user-season and slides its TTL.
-func (c *Cache) Due(ctx context.Context, season, player, subject string, now int64, limit int) (srs.DuePage, error) {
-	v, err := dueScript.Run(ctx, c.rdb, c.keys(season, player), now, limit, subject, ms(c.opts.TTL)).Result()
+func (c *Cache) nowMS() int64 { return c.opts.Now().UnixMilli() }
+
+// snapshot returns the user's snapshot as of Redis's current version: the
+// near-cache's after one GET of the version when it is still current, else
+// the whole user fetched. nil: the user-season is not cached.
+func (c *Cache) snapshot(ctx context.Context, season, player string) (*userEntry, error) {
+	key := nearKey(season, player)
+	if e := c.near.get(key); e != nil {
+		e.mu.Lock()
+		ver, slid := e.version, e.slidAt
+		e.mu.Unlock()
+		if ver != 0 {
+			now := c.nowMS()
+			slide := now-slid >= c.slideEvery
+			cur, ok, err := c.version(ctx, season, player, slide)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				c.near.drop(key)
+				return nil, nil
+			}
+			if cur == ver {
+				if slide {
+					e.mu.Lock()
+					e.slidAt = now
+					e.mu.Unlock()
+				}
+				c.nearHits.Add(1)
+				return e, nil
+			}
+		}
+	}
+	return c.fetch(ctx, season, player)
+}
+
+// version reads a user's version (ok false: not loaded); slide also renews
+// the keys' TTL, which a plain GET does not.
+func (c *Cache) version(ctx context.Context, season, player string, slide bool) (int64, bool, error) {
+	keys := c.keys(season, player)
+	var v any
+	var err error
+	if slide {
+		v, err = touchScript.Run(ctx, c.rdb, keys, ms(c.opts.TTL)).Result()
+	} else {
+		v, err = c.rdb.Get(ctx, keys[1]).Result()
+	}
+	if errors.Is(err, goredis.Nil) {
+		return 0, false, nil
+	}
 	if err != nil {
-		return srs.DuePage{}, fmt.Errorf("redis due: %w", err)
+		return 0, false, fmt.Errorf("redis version: %w", err)
+	}
+	s, _ := v.(string)
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, false, fmt.Errorf("redis version %q: %w", s, err)
+	}
+	return n, true, nil
+}
+
+// fetch reads a whole user-season into the near-cache (nil: not cached).
+func (c *Cache) fetch(ctx context.Context, season, player string) (*userEntry, error) {
+	key := nearKey(season, player)
+	c.nearMisses.Add(1)
+	v, err := fetchScript.Run(ctx, c.rdb, c.keys(season, player), ms(c.opts.TTL)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redis fetch: %w", err)
 	}
 	if n, ok := v.(int64); ok && n == -1 {
-		return srs.DuePage{}, nil
+		c.near.drop(key)
+		return nil, nil
 	}
 	parts, ok := v.([]any)
 	if !ok || len(parts) != 2 {
-		return srs.DuePage{}, fmt.Errorf("redis due: unexpected reply %T", v)
+		return nil, fmt.Errorf("redis fetch: unexpected reply %T", v)
 	}
-	total, _ := parts[0].(int64)
+	version, _ := parts[0].(int64)
 	pairs, _ := parts[1].([]any)
-	res := srs.DuePage{Loaded: true, Total: total, Cards: make([]srs.Card, 0, len(pairs)/2)}
+	fields := make(map[string]string, len(pairs)/2)
 	for i := 0; i+1 < len(pairs); i += 2 {
-		id, _ := pairs[i].(string)
-		val, ok := pairs[i+1].(string)
-		if !ok {
-			continue // a due member without state: skipped, repaired by the next load
-		}
-		card, err := decodeCard(season, player, questionOf(id), []byte(val))
-		if err != nil {
-			return srs.DuePage{}, err
-		}
-		res.Cards = append(res.Cards, card)
+		f, _ := pairs[i].(string)
+		fields[f], _ = pairs[i+1].(string)
 	}
-	return res, nil
+	e, err := newEntry(key, season, player, version, c.nowMS(), fields)
+	if err != nil {
+		return nil, fmt.Errorf("redis fetch %s/%s: %w", season, player, err)
+	}
+	c.near.put(e)
+	return e, nil
 }
 
-// Read returns one card record of a loaded user-season.
+// Due returns the due cards of a loaded user-season, most overdue first.
+func (c *Cache) Due(ctx context.Context, season, player, subject string, now int64, limit int) (srs.DuePage, error) {
+	e, err := c.snapshot(ctx, season, player)
+	if err != nil || e == nil {
+		return srs.DuePage{}, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.due(subject, now, limit)
+}
+
+// Read returns one card record of a loaded user-season, as of now.
 func (c *Cache) Read(ctx context.Context, season, player, question string) (srs.CardRead, error) {
-	v, err := readScript.Run(ctx, c.rdb, c.keys(season, player), member(question)).Result()
+	e, err := c.snapshot(ctx, season, player)
+	if err != nil || e == nil {
+		return srs.CardRead{}, err
+	}
+	return readEntry(e, question)
+}
+
+// Peek returns one card record from the near-cache without asking Redis; it
+// may be stale (ok false: no snapshot). A review may build on it, because
+// its compare-and-set fails if the card moved on.
+func (c *Cache) Peek(season, player, question string) (srs.CardRead, bool) {
+	e := c.near.get(nearKey(season, player))
+	if e == nil {
+		return srs.CardRead{}, false
+	}
+	e.mu.Lock()
+	trusted := e.version != 0
+	e.mu.Unlock()
+	if !trusted {
+		return srs.CardRead{}, false
+	}
+	rd, err := readEntry(e, question)
+	return rd, err == nil
+}
+
+func readEntry(e *userEntry, question string) (srs.CardRead, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	cc, found, err := e.card(question)
 	if err != nil {
-		return srs.CardRead{}, fmt.Errorf("redis read: %w", err)
+		return srs.CardRead{}, err
 	}
-	parts, ok := v.([]any)
-	if !ok || len(parts) == 0 {
-		return srs.CardRead{}, fmt.Errorf("redis read: unexpected reply %T", v)
-	}
-	if loaded, _ := parts[0].(int64); loaded == 0 {
-		return srs.CardRead{}, nil
-	}
-	res := srs.CardRead{Loaded: true}
-	if len(parts) > 1 {
-		if raw, ok := parts[1].(string); ok {
-			card, err := decodeCard(season, player, question, []byte(raw))
-			if err != nil {
-				return srs.CardRead{}, err
-			}
-			res.Found, res.Card, res.Token = true, card, raw
-		}
-	}
-	return res, nil
+	return srs.CardRead{Loaded: true, Found: found, CachedCard: cc}, nil
 }
 
 // Load writes a whole user-season read from the store, unless another load
@@ -220,32 +320,69 @@ func (c *Cache) Read(ctx context.Context, season, player, question string) (srs.
 // superset of the loaded users (ClearSeason misses none); a script cannot do
 // both, because in a cluster the registry lives in another slot.
 func (c *Cache) Load(ctx context.Context, season, player string, cards []srs.Card) (bool, error) {
-	args, err := loadArgs(c.opts.TTL, cards)
+	l, err := c.newLoad(season, player, cards)
 	if err != nil {
 		return false, err
 	}
 	if err := c.rdb.SAdd(ctx, c.registryKey(season), player).Err(); err != nil {
 		return false, fmt.Errorf("redis season registry: %w", err)
 	}
-	n, err := loadScript.Run(ctx, c.rdb, c.keys(season, player), args...).Int()
+	n, err := loadScript.Run(ctx, c.rdb, c.keys(season, player), l.args...).Int()
 	if err != nil {
 		return false, fmt.Errorf("redis load: %w", err)
+	}
+	if n == 1 {
+		c.near.put(l.entry)
 	}
 	return n == 1, nil
 }
 
-// loadArgs are the load script's arguments for a user-season's cards.
-func loadArgs(ttl time.Duration, cards []srs.Card) ([]any, error) {
-	args := make([]any, 0, 1+3*len(cards))
-	args = append(args, ms(ttl))
+// userLoad is a user-season encoded for the load script, and the snapshot
+// it leaves behind.
+type userLoad struct {
+	args  []any
+	entry *userEntry
+}
+
+// newLoad encodes cards under a new epoch and version.
+func (c *Cache) newLoad(season, player string, cards []srs.Card) (userLoad, error) {
+	now := c.nowMS()
+	var epoch [epochLen]byte
+	binary.LittleEndian.PutUint64(epoch[:], rand.Uint64())
+	// Versions start at random so a reloaded user never repeats a version a
+	// near-cache still holds (2^-52 per reload); below 2^52, because Lua
+	// passes integers through doubles, exact only up to 2^53.
+	version := rand.Int64N(1<<52) + 1
+	hdr := newHeader(string(epoch[:]), now)
+	var sets []labelSet
+	seen := map[labelSet]bool{}
 	for _, card := range cards {
-		val, err := encodeCard(card)
-		if err != nil {
-			return nil, err
+		if l := labelsOf(card); !seen[l] {
+			seen[l] = true
+			sets = append(sets, l)
 		}
-		args = append(args, member(card.QuestionID), val, card.Due)
 	}
-	return args, nil
+	if _, err := hdr.add(sets); err != nil {
+		return userLoad{}, err
+	}
+	fields := make(map[string]string, len(cards)+1)
+	fields[""] = hdr.raw
+	args := make([]any, 0, 3+2*len(cards))
+	args = append(args, ms(c.opts.TTL), version, hdr.raw)
+	for _, card := range cards {
+		rec, err := encodeRecord(hdr, hdr.index[labelsOf(card)], card)
+		if err != nil {
+			return userLoad{}, err
+		}
+		m := member(card.QuestionID)
+		fields[m] = string(rec)
+		args = append(args, m, fields[m])
+	}
+	e, err := newEntry(nearKey(season, player), season, player, version, now, fields)
+	if err != nil {
+		return userLoad{}, err
+	}
+	return userLoad{args: args, entry: e}, nil
 }
 
 // registryKey is the set of players cached for a season (its own slot).
@@ -266,6 +403,20 @@ func (c *Cache) CachedUsers(ctx context.Context, seasons []string) (map[string]i
 		}
 	}
 	return out, nil
+}
+
+// NearStats are the near-cache's figures: users and bytes held, and reads
+// answered from it (hits) or by fetching the user (misses) since the start.
+type NearStats struct {
+	Users        int
+	Bytes        int64
+	Hits, Misses int64
+}
+
+// NearStats reports the near-cache.
+func (c *Cache) NearStats() NearStats {
+	users, bytes := c.near.stats()
+	return NearStats{Users: users, Bytes: bytes, Hits: c.nearHits.Load(), Misses: c.nearMisses.Load()}
 }
 
 // MemoryUsed is the upstream's used_memory in bytes, summed over shards.
@@ -300,22 +451,81 @@ func (c *Cache) MemoryUsed(ctx context.Context) (int64, error) {
 // absent). It is the compare-and-set of a review; sending the same Swap
 // twice is harmless: once one copy lands, the other conflicts.
 func (c *Cache) Swap(ctx context.Context, expected string, card srs.Card) (srs.SwapOutcome, error) {
-	val, err := encodeCard(card)
-	if err != nil {
-		return 0, err
-	}
-	n, err := swapScript.Run(ctx, c.rdb, c.keys(card.Season, card.Player), member(card.QuestionID), expected, val,
-		card.Due, ms(c.opts.TTL)).Int()
-	if err != nil {
+	n, err := c.put(ctx, card.Season, card.Player, []srs.CardPut{{Expected: expected, Card: card}})
+	switch {
+	case err != nil:
 		return 0, fmt.Errorf("redis swap: %w", err)
+	case n < 0:
+		return srs.SwapNotLoaded, nil
+	case n == 1:
+		return srs.SwapStored, nil
 	}
-	return srs.SwapOutcome(n), nil
+	return srs.SwapConflict, nil
 }
 
-// Invalidate deletes a user-season (both key generations) so the next read
+// PutIfUnchanged writes cards of one loaded user-season whose cached value is
+// still the expected one, and returns how many it wrote (-1: not loaded).
+func (c *Cache) PutIfUnchanged(ctx context.Context, season, player string, puts []srs.CardPut) (int, error) {
+	n, err := c.put(ctx, season, player, puts)
+	if err != nil {
+		return 0, fmt.Errorf("redis put: %w", err)
+	}
+	return n, nil
+}
+
+// put runs the swap script for puts, encoded against the user's snapshot
+// (fetched first if the near-cache has none). A header another sidecar
+// extended meanwhile is fetched again and the puts re-encoded; a put whose
+// token is of another epoch cannot match and is not sent.
+func (c *Cache) put(ctx context.Context, season, player string, puts []srs.CardPut) (int, error) {
+	key := nearKey(season, player)
+	for range 3 {
+		e := c.near.get(key)
+		if e == nil {
+			var err error
+			if e, err = c.fetch(ctx, season, player); err != nil || e == nil {
+				return -1, err
+			}
+		}
+		b, err := e.batch(puts, ms(c.opts.TTL))
+		if err != nil {
+			return 0, err
+		}
+		if b.sent == 0 {
+			return 0, nil
+		}
+		v, err := swapScript.Run(ctx, c.rdb, c.keys(season, player), b.args...).Result()
+		if err != nil {
+			e.distrust() // it may have landed: the snapshot can no longer tell
+			return 0, err
+		}
+		if n, ok := v.(int64); ok {
+			c.near.drop(key)
+			if n < 0 {
+				return -1, nil
+			}
+			continue // another epoch, or a header extended elsewhere: fetch and retry
+		}
+		parts, ok := v.([]any)
+		if !ok || len(parts) != 2 {
+			return 0, fmt.Errorf("unexpected reply %T", v)
+		}
+		n, _ := parts[0].(int64)
+		version, _ := parts[1].(int64)
+		// The snapshot now in the near-cache (a read may have replaced e).
+		if cur := c.near.get(key); cur != nil {
+			cur.settle(b, int(n), version)
+		}
+		return int(n), nil
+	}
+	return 0, nil
+}
+
+// Invalidate deletes a user-season (every key generation) so the next read
 // reloads it from the store.
 func (c *Cache) Invalidate(ctx context.Context, season, player string) error {
 	keys := append(c.keys(season, player), c.legacyKeys(season, player)...)
+	c.near.drop(nearKey(season, player))
 	if err := c.rdb.Del(ctx, keys...).Err(); err != nil {
 		return fmt.Errorf("redis invalidate: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"os"
+	"slices"
 	"testing"
 
 	"github.com/srsproxy/srsproxy/srs"
@@ -46,18 +47,31 @@ func card(q, subject string, due int64) srs.Card {
 	}
 }
 
+// testHeader is a header of a fixed epoch and base, with no label sets.
+func testHeader() *header { return newHeader("EPOCH-01", 1_764_000_000_000) }
+
 func TestCodecRoundTrip(t *testing.T) {
 	t.Parallel()
+	h := testHeader()
 	for _, c := range []srs.Card{
 		card("q1", "math", 1_764_000_000_000),
 		{Season: "S", Player: "p", QuestionID: "q", Schedule: srs.Schedule{LastID: 1<<64 - 1, Recall: 0.25}},
+		{Season: "S", Player: "p", QuestionID: "q", Schedule: srs.Schedule{Due: 5}}, // blank new card
+		{Season: "S", Player: "p", QuestionID: "q", Schedule: srs.Schedule{State: srs.StateLearning, Step: 200, Due: 9, LastReview: 3, Reps: 1}},
 		card("q2", "", -5),
 	} {
-		v, err := encodeCard(c)
+		li, ok := h.index[labelsOf(c)]
+		if !ok {
+			li = len(h.labels)
+			if _, err := h.add([]labelSet{labelsOf(c)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		v, err := encodeRecord(h, li, c)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := decodeCard(c.Season, c.Player, c.QuestionID, v)
+		got, err := decodeRecord(h, c.Season, c.Player, c.QuestionID, v)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -65,8 +79,37 @@ func TestCodecRoundTrip(t *testing.T) {
 			t.Errorf("round trip: got %+v want %+v", got, c)
 		}
 	}
-	if _, err := decodeCard("s", "p", "q", []byte{1, 5, 'a'}); err == nil {
+	again, err := decodeHeader(h.raw)
+	if err != nil || again.epoch != h.epoch || again.base != h.base || !slices.Equal(again.labels, h.labels) {
+		t.Fatalf("header round trip: %+v %v", again, err)
+	}
+	if _, err := decodeRecord(h, "s", "p", "q", []byte{0, 0x40, 5}); err == nil {
 		t.Error("truncated value decoded without error")
+	}
+	if _, err := decodeRecord(h, "s", "p", "q", []byte{99, 0, 5}); err == nil {
+		t.Error("a record naming a label set the header lacks decoded without error")
+	}
+}
+
+// The record sizes docs/CORE.md states: a reviewed card with labels and a
+// blank new card; with a 16-byte UUID field they stay under 64 bytes of
+// listpack per card.
+func TestRecordSize(t *testing.T) {
+	t.Parallel()
+	h := testHeader()
+	if _, err := h.add([]labelSet{{"mathematics", "fractions", "grade-7"}}); err != nil {
+		t.Fatal(err)
+	}
+	c := card("q", "mathematics", h.base+40*86400000)
+	c.Topic, c.Stage = "fractions", "grade-7"
+	c.LastID, c.Recall = srs.ReviewHash("review-1"), 0.8
+	v, err := encodeRecord(h, 0, c)
+	if err != nil || len(v) != 41 {
+		t.Fatalf("reviewed card: %d bytes (%v), want 41", len(v), err)
+	}
+	blank := srs.Card{Schedule: srs.Schedule{Due: h.base + 1000}}
+	if v, err := encodeRecord(h, 0, blank); err != nil || len(v) != 4 {
+		t.Fatalf("blank new card: %d bytes (%v), want 4", len(v), err)
 	}
 }
 
@@ -150,7 +193,7 @@ func TestHalfExpiredIsNotLoaded(t *testing.T) {
 	c.rdb.Del(ctx, c.keys("SEASON-2026", "p2")[1])
 	res, err := c.Due(ctx, "SEASON-2026", "p2", "", 10, 5)
 	if err != nil || res.Loaded {
-		t.Fatalf("a card hash without its due set must read as not loaded: %+v %v", res, err)
+		t.Fatalf("a card hash without its version must read as not loaded: %+v %v", res, err)
 	}
 }
 
@@ -191,15 +234,17 @@ func TestRegistryAndMemory(t *testing.T) {
 func TestMemberEncoding(t *testing.T) {
 	t.Parallel()
 	for _, q := range []string{
-		"6f1c2a8e-3b4d-4c5e-9f60-718293a4b5c6", // canonical: 17 bytes in Redis
+		"6f1c2a8e-3b4d-4c5e-9f60-718293a4b5c6", // canonical: 16 bytes in Redis
 		"6F1C2A8E-3B4D-4C5E-9F60-718293A4B5C6", // upper case: kept as sent
 		"q-101", "", "6f1c2a8e3b4d4c5e9f60718293a4b5c6-xyzw",
+		"exactly16bytes!!", // would read as a UUID: escaped
+		"\x01seventeen-bytes",
 	} {
 		m := member(q)
 		if got := questionOf(m); got != q {
 			t.Errorf("round trip of %q: %q", q, got)
 		}
-		if q == "6f1c2a8e-3b4d-4c5e-9f60-718293a4b5c6" && len(m) != 17 {
+		if q == "6f1c2a8e-3b4d-4c5e-9f60-718293a4b5c6" && len(m) != 16 {
 			t.Errorf("canonical UUID %q stored in %d bytes", q, len(m))
 		}
 	}
@@ -244,47 +289,58 @@ func TestUUIDQuestionsThroughScripts(t *testing.T) {
 	}
 }
 
-// FuzzDecodeCard: no input makes the decoder panic, and every value it
-// accepts re-encodes to the same bytes.
-func FuzzDecodeCard(f *testing.F) {
-	for _, c := range []srs.Card{card("q", "math", 5), {Topic: "t", Stage: "s"}} {
-		c.LastID, c.Recall = 42, 0.5
-		b, _ := encodeCard(c)
-		f.Add(b)
+// FuzzDecodeRecord: no input makes the decoders panic, and every record
+// they accept re-encodes to a record of the same card.
+func FuzzDecodeRecord(f *testing.F) {
+	h := testHeader()
+	if _, err := h.add([]labelSet{{"math", "t", "s"}, {}}); err != nil {
+		f.Fatal(err)
 	}
-	f.Add([]byte{})
-	f.Add([]byte{1, 0})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		c, err := decodeCard("s", "p", "q", b)
+	for _, c := range []srs.Card{card("q", "math", 5), {Topic: "t", Stage: "s"}, {Schedule: srs.Schedule{Due: 7}}} {
+		c.LastID, c.Recall = 42, 0.5
+		b, _ := encodeRecord(h, 0, c)
+		f.Add(b, false)
+	}
+	f.Add([]byte(h.raw), true)
+	f.Add([]byte{}, false)
+	f.Add([]byte{1, 0}, true)
+	f.Fuzz(func(t *testing.T, b []byte, asHeader bool) {
+		if asHeader {
+			if _, err := decodeHeader(string(b)); err != nil && !errors.Is(err, errBadValue) {
+				t.Fatalf("error %v does not wrap errBadValue", err)
+			}
+			return
+		}
+		c, err := decodeRecord(h, "s", "p", "q", b)
 		if err != nil {
 			if !errors.Is(err, errBadValue) {
 				t.Fatalf("error %v does not wrap errBadValue", err)
 			}
 			return
 		}
-		again, err := encodeCard(c)
+		li, _ := recordLabels(string(b))
+		again, err := encodeRecord(h, li, c)
 		if err != nil {
 			t.Fatalf("a decoded record does not encode: %+v %v", c, err)
 		}
-		c2, err := decodeCard("s", "p", "q", again)
-		if err != nil {
-			t.Fatalf("re-decode of %x: %v", again, err)
+		c2, err := decodeRecord(h, "s", "p", "q", again)
+		if err != nil || c2 != c {
+			t.Fatalf("%x decodes to %+v, which encodes to %x, which decodes to %+v (%v)", b, c, again, c2, err)
 		}
-		if third, _ := encodeCard(c2); !bytes.Equal(third, again) {
+		if third, _ := encodeRecord(h, li, c2); !bytes.Equal(third, again) {
 			t.Fatalf("encoding not stable: %x then %x", again, third)
 		}
 	})
 }
 
-// A release-1 record (format 1) is refused with an error, never a panic:
-// release 2 keeps its own keys, so meeting one means a damaged value.
-func TestFormatOneRefused(t *testing.T) {
+// Headers of other formats (release 2's records had no header; a format-2
+// or format-1 first byte means a damaged value) are refused with an error,
+// never a panic: release 3 keeps its own keys.
+func TestOtherFormatsRefused(t *testing.T) {
 	t.Parallel()
-	v1 := []byte{1, 0, 2, 0}
-	if _, err := decodeCard("s", "p", "q", v1); !errors.Is(err, errBadValue) {
-		t.Fatalf("format-1 record: %v", err)
-	}
-	if _, err := decodeCard("s", "p", "q", nil); !errors.Is(err, errBadValue) {
-		t.Fatalf("empty record: %v", err)
+	for _, v := range []string{"", "\x01\x00\x02\x00", "\x02\x04math\x02\x00", "\x03short"} {
+		if _, err := decodeHeader(v); !errors.Is(err, errBadValue) {
+			t.Errorf("header %q: %v", v, err)
+		}
 	}
 }

@@ -11,60 +11,222 @@ import (
 	"github.com/srsproxy/srsproxy/srs"
 )
 
-// The cached card record is one binary string per card, the value of the
-// user's card hash (docs/CORE.md §1). Layout (format 2):
+// Generation 3 stores a user-season as one hash: a header field "" and one
+// field per card (docs/CORE.md §1, "Generation 3").
 //
-//	[0]      format version
-//	[1]      subject length n, then n subject bytes (first, so the due script
-//	         can filter by subject with one string comparison)
-//	         state u8, step u8, stability f64, difficulty f64 (little endian),
-//	         due, last review (zig-zag varints, unix ms), reps, lapses (uvarints),
-//	         last review id hash u64, recall f32 (little endian),
-//	         topic and stage (u8 length + bytes)
+// Header (field ""), format 3:
 //
-// Format 1 (release 1) had no id hash and no recall; release 2 keeps its
-// records under other key names (keys), so it never meets one, and refuses
-// one as malformed if it does. Strings are capped at 255 bytes by the
-// command layer.
-const formatVersion = 2
+//	[0]      format version (3)
+//	[1..8]   epoch: 8 bytes, new at every load; a record's label index and
+//	         relative times mean something only within its epoch
+//	         base: zig-zag varint, unix ms; times are stored relative to it
+//	         label sets: (subject, topic, stage), each u8 length + bytes,
+//	         appended, never rewritten within an epoch; a record names its
+//	         set by position
+//
+// Record (a card's field value):
+//
+//	labels     uvarint, index of the card's label set in the header
+//	state/step u8: state << 6 | step; step 63 means a uvarint step follows
+//	blank new card (state new, nothing else set): due − base, zig-zag; end
+//	otherwise: stability, difficulty f64 (little endian),
+//	           last review − base, due − last review (zig-zag varints),
+//	           reps, lapses (uvarints), last review id hash u64, recall f32
+//
+// A reviewed card with labels takes about 41 bytes, a blank new one 7; the
+// question id (hash field) takes 16 bytes when it is a canonical UUID.
+const formatVersion = 3
+
+// epochLen is the length of the header's epoch.
+const epochLen = 8
 
 // maxLabel is the longest subject, topic or stage the format can hold.
 const maxLabel = math.MaxUint8
 
+// longStep marks a learning step too large for the state/step byte.
+const longStep = 63
+
 var errBadValue = errors.New("malformed cached card")
 
-func appendLabel(b []byte, s string) []byte {
-	b = append(b, byte(len(s)))
-	return append(b, s...)
+// labelSet is a card's subject, topic and stage.
+type labelSet struct{ Subject, Topic, Stage string }
+
+func labelsOf(c srs.Card) labelSet { return labelSet{c.Subject, c.Topic, c.Stage} }
+
+// header is a decoded header field.
+type header struct {
+	epoch  string // epochLen bytes
+	base   int64
+	labels []labelSet
+	index  map[labelSet]int
+	raw    string // the stored bytes, for the length check of a dictionary append
 }
 
-// encodeCard packs the cached part of c (the question id is the hash field).
-// Recall is stored as a float32: the engine rounds it so when it computes it.
-func encodeCard(c srs.Card) ([]byte, error) {
-	for _, s := range [...]string{c.Subject, c.Topic, c.Stage} {
+func newHeader(epoch string, base int64) *header {
+	h := &header{epoch: epoch, base: base, index: map[labelSet]int{}}
+	b := append([]byte{formatVersion}, epoch...)
+	h.raw = string(binary.AppendVarint(b, base))
+	return h
+}
+
+// appendLabelSet encodes a label set as the header stores it.
+func appendLabelSet(b []byte, l labelSet) ([]byte, error) {
+	for _, s := range [...]string{l.Subject, l.Topic, l.Stage} {
 		if len(s) > maxLabel {
-			return nil, fmt.Errorf("label %q longer than %d bytes", s[:16], maxLabel)
+			return nil, fmt.Errorf("label %q… longer than %d bytes", s[:16], maxLabel)
+		}
+		b = append(b, byte(len(s)))
+		b = append(b, s...)
+	}
+	return b, nil
+}
+
+// add appends label sets to the header (in memory) and returns their bytes.
+func (h *header) add(sets []labelSet) (string, error) {
+	var suffix []byte
+	for _, l := range sets {
+		var err error
+		if suffix, err = appendLabelSet(suffix, l); err != nil {
+			return "", err
 		}
 	}
-	if c.State < 0 || c.Step < 0 || c.Step > math.MaxUint8 || c.Reps < 0 || c.Lapses < 0 {
+	for _, l := range sets {
+		h.index[l] = len(h.labels)
+		h.labels = append(h.labels, l)
+	}
+	h.raw += string(suffix)
+	return string(suffix), nil
+}
+
+// decodeHeader reads a header field. Any value that is not exactly one
+// format-3 header is an error wrapping errBadValue.
+func decodeHeader(v string) (*header, error) {
+	r := reader{b: []byte(v)}
+	if f := r.byte(); r.err != nil || f != formatVersion {
+		return nil, fmt.Errorf("%w: header format %d", errBadValue, f)
+	}
+	h := &header{epoch: string(r.fixed(epochLen)), base: r.varint(), index: map[labelSet]int{}, raw: v}
+	for r.err == nil && len(r.b) > 0 {
+		l := labelSet{r.label(), r.label(), r.label()}
+		if _, dup := h.index[l]; !dup {
+			h.index[l] = len(h.labels)
+		}
+		h.labels = append(h.labels, l)
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("header: %w", r.err)
+	}
+	return h, nil
+}
+
+// encodeRecord packs the schedule of c against h; labels is the index of the
+// card's label set in h.
+func encodeRecord(h *header, labels int, c srs.Card) ([]byte, error) {
+	if c.State < 0 || c.State > srs.StateRelearning || c.Step < 0 || c.Reps < 0 || c.Lapses < 0 {
 		return nil, fmt.Errorf("card %s/%s: state, step, reps or lapses out of range", c.Player, c.QuestionID)
 	}
-	b := make([]byte, 0, 56+len(c.Subject)+len(c.Topic)+len(c.Stage))
-	b = append(b, formatVersion)
-	b = appendLabel(b, c.Subject)
-	b = append(b, byte(c.State), byte(c.Step))
+	if !(finite(c.Stability) && finite(c.Difficulty) && finite(c.Recall)) {
+		return nil, fmt.Errorf("card %s/%s: a non-finite stability, difficulty or recall", c.Player, c.QuestionID)
+	}
+	b := make([]byte, 0, 48)
+	b = binary.AppendUvarint(b, uint64(labels))
+	if c.Step < longStep {
+		b = append(b, byte(c.State)<<6|byte(c.Step))
+	} else {
+		b = append(b, byte(c.State)<<6|longStep)
+		b = binary.AppendUvarint(b, uint64(c.Step))
+	}
+	if isBlank(c.Schedule) {
+		return binary.AppendVarint(b, c.Due-h.base), nil
+	}
 	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(c.Stability))
 	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(c.Difficulty))
-	b = binary.AppendVarint(b, c.Due)
-	b = binary.AppendVarint(b, c.LastReview)
+	b = binary.AppendVarint(b, c.LastReview-h.base)
+	b = binary.AppendVarint(b, c.Due-c.LastReview)
 	b = binary.AppendUvarint(b, uint64(c.Reps))
 	b = binary.AppendUvarint(b, uint64(c.Lapses))
 	b = binary.LittleEndian.AppendUint64(b, c.LastID)
 	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(c.Recall)))
-	b = appendLabel(b, c.Topic)
-	b = appendLabel(b, c.Stage)
 	return b, nil
 }
+
+// isBlank is a new card nothing happened to: only its due time is stored.
+func isBlank(s srs.Schedule) bool {
+	return s.State == srs.StateNew && s.Stability == 0 && s.Difficulty == 0 && s.LastReview == 0 &&
+		s.Reps == 0 && s.Lapses == 0 && s.LastID == 0 && s.Recall == 0 &&
+		!math.Signbit(s.Stability) && !math.Signbit(s.Difficulty)
+}
+
+// recordLabels reads only the label-set index of a record (due lists filter
+// by subject without decoding the rest).
+func recordLabels(v string) (int, bool) {
+	n, k := uvarintString(v)
+	return int(n), k > 0 && n <= math.MaxInt32
+}
+
+func uvarintString(v string) (uint64, int) {
+	var x uint64
+	var s uint
+	for i := 0; i < len(v) && i < binary.MaxVarintLen64; i++ {
+		b := v[i]
+		if b < 0x80 {
+			return x | uint64(b)<<s, i + 1
+		}
+		x |= uint64(b&0x7f) << s
+		s += 7
+	}
+	return 0, 0
+}
+
+// decodeRecord unpacks a record of h; season, player and question come from
+// the key and field. Any value that is not exactly one format-3 record whose
+// label set h holds is an error wrapping errBadValue.
+func decodeRecord(h *header, season, player, question string, v []byte) (srs.Card, error) {
+	r := reader{b: v}
+	c := srs.Card{Season: season, Player: player, QuestionID: question}
+	li := r.uvarint()
+	if r.err == nil && li >= len(h.labels) {
+		r.err = fmt.Errorf("%w: label set %d of %d", errBadValue, li, len(h.labels))
+	}
+	if r.err == nil {
+		l := h.labels[li]
+		c.Subject, c.Topic, c.Stage = l.Subject, l.Topic, l.Stage
+	}
+	ss := r.byte()
+	c.State, c.Step = srs.State(ss>>6), int(ss&longStep)
+	if c.Step == longStep {
+		if c.Step = r.uvarint(); r.err == nil && c.Step < longStep {
+			r.err = errBadValue // not the canonical encoding
+		}
+	}
+	if r.err == nil && c.State == srs.StateNew && len(r.b) < 16 {
+		c.Due = h.base + r.varint()
+	} else {
+		c.Stability = r.float()
+		c.Difficulty = r.float()
+		c.LastReview = h.base + r.varint()
+		c.Due = c.LastReview + r.varint()
+		c.Reps = r.uvarint()
+		c.Lapses = r.uvarint()
+		c.LastID = binary.LittleEndian.Uint64(r.fixed(8))
+		c.Recall = float64(math.Float32frombits(binary.LittleEndian.Uint32(r.fixed(4))))
+		if r.err == nil && isBlank(c.Schedule) {
+			r.err = errBadValue // a blank card has the short form
+		}
+		if r.err == nil && !(finite(c.Stability) && finite(c.Difficulty) && finite(c.Recall)) {
+			r.err = fmt.Errorf("%w: a non-finite number", errBadValue)
+		}
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.err = errBadValue
+	}
+	if r.err != nil {
+		return srs.Card{}, fmt.Errorf("card %s/%s/%s: %w", season, player, question, r.err)
+	}
+	return c, nil
+}
+
+func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 
 type reader struct {
 	b   []byte
@@ -124,62 +286,33 @@ func (r *reader) uvarint() int {
 	return int(v)
 }
 
-// decodeCard unpacks a cached card value; season, player and question come
-// from the key. Any value that is not exactly one format-2 record (empty,
-// short, long, another format) is an error wrapping errBadValue.
-func decodeCard(season, player, question string, v []byte) (srs.Card, error) {
-	r := reader{b: v}
-	if f := r.byte(); r.err != nil || f != formatVersion {
-		return srs.Card{}, fmt.Errorf("card %s/%s/%s: %w: format %d", season, player, question, errBadValue, f)
-	}
-	c := srs.Card{Season: season, Player: player, QuestionID: question}
-	c.Subject = r.label()
-	if st := r.byte(); st <= byte(srs.StateRelearning) {
-		c.State = srs.State(st)
-	} else if r.err == nil {
-		r.err = fmt.Errorf("%w: state %d", errBadValue, st)
-	}
-	c.Step = int(r.byte())
-	c.Stability = r.float()
-	c.Difficulty = r.float()
-	c.Due = r.varint()
-	c.LastReview = r.varint()
-	c.Reps = r.uvarint()
-	c.Lapses = r.uvarint()
-	c.LastID = binary.LittleEndian.Uint64(r.fixed(8))
-	c.Recall = float64(math.Float32frombits(binary.LittleEndian.Uint32(r.fixed(4))))
-	c.Topic = r.label()
-	c.Stage = r.label()
-	if r.err == nil && len(r.b) != 0 {
-		r.err = errBadValue
-	}
-	if r.err != nil {
-		return srs.Card{}, fmt.Errorf("card %s/%s/%s: %w", season, player, question, r.err)
-	}
-	return c, nil
-}
-
-// member is a question id as Redis stores it (hash field and due-set member):
-// a canonical lower-case UUID as NUL + its 16 bytes, 17 bytes instead of 36 in
-// both places; any other id as it is (ids never start with NUL: control
-// characters are refused at the command layer).
+// member is a question id as the card hash stores it: a canonical lower-case
+// UUID as its 16 bytes; any other id as it is, except that an id of exactly
+// 16 bytes is prefixed with \x01 so it never reads as a UUID (ids never
+// start with a control character: the command layer refuses them). The
+// header's field "" is no id either.
 func member(question string) string {
-	if len(question) != 36 {
-		return question
+	switch len(question) {
+	case 16:
+		return "\x01" + question
+	case 36:
+		u, err := uuid.Parse(question)
+		if err == nil && u.String() == question {
+			return string(u[:])
+		}
 	}
-	u, err := uuid.Parse(question)
-	if err != nil || u.String() != question {
-		return question // not canonical: keep the exact bytes the client sent
-	}
-	return "\x00" + string(u[:])
+	return question // not canonical: keep the exact bytes the client sent
 }
 
 // questionOf is the inverse of member.
 func questionOf(m string) string {
-	if len(m) != 17 || m[0] != 0 {
-		return m
+	switch {
+	case len(m) == 16:
+		var u uuid.UUID
+		copy(u[:], m)
+		return u.String()
+	case len(m) == 17 && m[0] == 1:
+		return m[1:]
 	}
-	var u uuid.UUID
-	copy(u[:], m[1:])
-	return u.String()
+	return m
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"syscall"
 
@@ -70,4 +71,19 @@ func IsUnavailable(err error) bool {
 // against a real server.
 func IsOverloaded(err error) bool {
 	return errors.Is(err, goredis.ErrPoolTimeout) || errors.Is(err, goredis.ErrPoolExhausted)
+}
+
+// IsTimeout reports whether err is a call that got no answer in time (a
+// socket deadline, or a context deadline), as opposed to a refused or
+// broken connection. The breaker counts a timeout only if no other call was
+// answered meanwhile (engine.SafeModeConfig.Timeout).
+func IsTimeout(err error) bool {
+	if err == nil || IsOverloaded(err) {
+		return false
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
+		return true
+	}
+	var netErr net.Error
+	return errors.As(err, &netErr) && netErr.Timeout()
 }

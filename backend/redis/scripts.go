@@ -2,164 +2,92 @@ package redis
 
 import goredis "github.com/redis/go-redis/v9"
 
-// Every script touches the keys of one user-season only, which share a hash
-// tag and so one Redis Cluster slot. A user-season is "loaded" only when both
-// markers exist: the field "" in the card hash and the member "" (score +inf)
-// in the due set. Both keys carry the same sliding TTL; checking both means a
-// half-expired pair is treated as not loaded, never as a user with no cards.
+// Every script touches the keys of one user-season only, KEYS[1] the card
+// hash and KEYS[2] the version, which share a hash tag and so one Redis
+// Cluster slot. A user-season is loaded only when both exist: the version
+// key and the hash with its header field "". Both keys carry the same
+// sliding TTL; checking both means a half-expired pair is treated as not
+// loaded, never as a user with no cards. Every write increments the version,
+// so a sidecar's near-cache snapshot of version v is exact while GET says v.
 
-// The due set's marker has score +inf, so it is the set's last member:
-// ZRANGE -1 -1 reads it from the tail in O(1), where ZSCORE would walk a
-// listpack-encoded set.
 const loadedCheck = `
-local function loaded(c, d)
-  if redis.call('HEXISTS', c, '') == 0 then return false end
-  local last = redis.call('ZRANGE', d, -1, -1)
-  return last[1] == ''
+local function header(c, v)
+  if redis.call('EXISTS', v) == 0 then return false end
+  return redis.call('HGET', c, '')
 end
 `
 
-// dueScript: KEYS card hash, due set; ARGV now, limit, subject, ttl ms.
-// Returns -1 when not loaded, else {total, {id, value, id, value, ...}} of
-// the due cards, most overdue first. A subject filter walks the due range in
-// order and counts exactly (it is not a filter over an overall top N).
-var dueScript = goredis.NewScript(loadedCheck + `
-local c, d = KEYS[1], KEYS[2]
-if not loaded(c, d) then return -1 end
-local now, limit, subj, ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
-redis.call('PEXPIRE', c, ttl)
-redis.call('PEXPIRE', d, ttl)
-if subj == '' then
-  local ids = redis.call('ZRANGEBYSCORE', d, '-inf', now, 'LIMIT', 0, limit)
-  local total = #ids
-  if total == limit then total = redis.call('ZCOUNT', d, '-inf', now) end -- a full page: count the rest
-  if #ids == 0 then return {total, {}} end
-  local vals = redis.call('HMGET', c, unpack(ids))
-  local out = {}
-  for i = 1, #ids do
-    out[#out + 1] = ids[i]
-    out[#out + 1] = vals[i]
-  end
-  return {total, out}
-end
-local n, total, out, off, page = #subj, 0, {}, 0, 256
-while true do
-  local ids = redis.call('ZRANGEBYSCORE', d, '-inf', now, 'LIMIT', off, page)
-  if #ids == 0 then break end
-  local vals = redis.call('HMGET', c, unpack(ids))
-  for i = 1, #ids do
-    local v = vals[i]
-    if v and string.byte(v, 2) == n and string.sub(v, 3, 2 + n) == subj then
-      total = total + 1
-      if #out < 2 * limit then
-        out[#out + 1] = ids[i]
-        out[#out + 1] = v
-      end
-    end
-  end
-  if #ids < page then break end
-  off = off + page
-end
-return {total, out}
+// fetchScript: ARGV ttl ms. Returns -1 when not loaded, else {version,
+// {field, value, ...}} of the whole hash (header included), and slides the TTL.
+var fetchScript = goredis.NewScript(loadedCheck + `
+local c, v = KEYS[1], KEYS[2]
+if not header(c, v) then return -1 end
+redis.call('PEXPIRE', c, ARGV[1])
+redis.call('PEXPIRE', v, ARGV[1])
+return {tonumber(redis.call('GET', v)), redis.call('HGETALL', c)}
 `)
 
-// readScript: KEYS card hash, due set; ARGV question.
-// Returns {0} when not loaded, else {1, card record or nil}.
-var readScript = goredis.NewScript(loadedCheck + `
-local c, d = KEYS[1], KEYS[2]
-if not loaded(c, d) then return {0} end
-return {1, redis.call('HGET', c, ARGV[1])}
+// touchScript: ARGV ttl ms. Returns the version (false when not loaded) and
+// slides the TTL: what a plain GET of the version does, every so often.
+var touchScript = goredis.NewScript(loadedCheck + `
+local c, v = KEYS[1], KEYS[2]
+if not header(c, v) then return false end
+redis.call('PEXPIRE', c, ARGV[1])
+redis.call('PEXPIRE', v, ARGV[1])
+return redis.call('GET', v)
 `)
 
-// loadScript: KEYS card hash, due set; ARGV ttl ms, then (id, value, due) triples.
-// Writes a whole user-season and its markers, unless it is already loaded:
-// then it returns 0 and touches nothing, so a load never overwrites a cache
-// entry that a review made newer (invariant 4).
+// loadScript: ARGV ttl ms, version, header, then (field, record) pairs.
+// Writes a whole user-season unless it is already loaded: then it returns 0
+// and touches nothing, so a load never overwrites a cache entry that a
+// review made newer (invariant 4).
 var loadScript = goredis.NewScript(loadedCheck + `
-local c, d = KEYS[1], KEYS[2]
-if loaded(c, d) then return 0 end
-redis.call('DEL', c, d)
-local h, z = {'', '1'}, {'+inf', ''}
-for i = 2, #ARGV, 3 do
+local c, v = KEYS[1], KEYS[2]
+if header(c, v) then return 0 end
+redis.call('DEL', c, v)
+local h = {'', ARGV[3]}
+for i = 4, #ARGV, 2 do
   h[#h + 1] = ARGV[i]
   h[#h + 1] = ARGV[i + 1]
-  z[#z + 1] = ARGV[i + 2]
-  z[#z + 1] = ARGV[i]
   if #h >= 1000 then
     redis.call('HSET', c, unpack(h))
-    redis.call('ZADD', d, unpack(z))
-    h, z = {}, {}
+    h = {}
   end
 end
-if #h > 0 then
-  redis.call('HSET', c, unpack(h))
-  redis.call('ZADD', d, unpack(z))
-end
+if #h > 0 then redis.call('HSET', c, unpack(h)) end
+redis.call('SET', v, ARGV[2], 'PX', ARGV[1])
 redis.call('PEXPIRE', c, ARGV[1])
-redis.call('PEXPIRE', d, ARGV[1])
 return 1
 `)
 
-// swapScript: KEYS card hash, due set; ARGV question, expected current
-// record ("" for absent), new record, new due, ttl ms. The compare-and-set of
-// a review: returns -1 when not loaded, 0 when the card is no longer the
-// expected one, 1 when stored.
+// swapScript: ARGV ttl ms, epoch, header length, label sets to append (""
+// for none), then (field, expected record or "", new record) triples. The
+// compare-and-set of reviews and catch-ups: each card whose record is still
+// the expected one is written; a card changed meanwhile is left alone.
+// Returns -1 when not loaded, 0 when the epoch (or, for an append, the
+// header) changed, else {written, version}.
 var swapScript = goredis.NewScript(loadedCheck + `
-local c, d = KEYS[1], KEYS[2]
-if not loaded(c, d) then return -1 end
-local cur = redis.call('HGET', c, ARGV[1])
-if (cur or '') ~= ARGV[2] then return 0 end
-redis.call('HSET', c, ARGV[1], ARGV[3])
-redis.call('ZADD', d, ARGV[4], ARGV[1])
-redis.call('PEXPIRE', c, ARGV[5])
-redis.call('PEXPIRE', d, ARGV[5])
-return 1
-`)
-
-// userScript: KEYS card hash, due set. Returns {0} when not loaded, else
-// {1, {id, value, ...}} of every cached card (the markers left out).
-var userScript = goredis.NewScript(loadedCheck + `
-local c, d = KEYS[1], KEYS[2]
-if not loaded(c, d) then return {0} end
-local all = redis.call('HGETALL', c)
-local out = {}
-for i = 1, #all, 2 do
-  if all[i] ~= '' then
-    out[#out + 1] = all[i]
-    out[#out + 1] = all[i + 1]
-  end
+local c, v = KEYS[1], KEYS[2]
+local h = header(c, v)
+if not h then return -1 end
+if string.sub(h, 2, 9) ~= ARGV[2] then return 0 end
+if ARGV[4] ~= '' then
+  if #h ~= tonumber(ARGV[3]) then return 0 end
+  redis.call('HSET', c, '', h .. ARGV[4])
 end
-return {1, out}
-`)
-
-// putScript: KEYS card hash, due set; ARGV ttl ms, then (id, expected value
-// or "", new value, due) quadruples. Writes each card whose cached value is
-// still the expected one; a card a review changed meanwhile is left alone.
-// Returns the number written, or -1 when not loaded.
-var putScript = goredis.NewScript(loadedCheck + `
-local c, d = KEYS[1], KEYS[2]
-if not loaded(c, d) then return -1 end
 local n = 0
-for i = 2, #ARGV, 4 do
+for i = 5, #ARGV, 3 do
   local cur = redis.call('HGET', c, ARGV[i])
   if (cur or '') == ARGV[i + 1] then
     redis.call('HSET', c, ARGV[i], ARGV[i + 2])
-    redis.call('ZADD', d, ARGV[i + 3], ARGV[i])
     n = n + 1
   end
 end
 redis.call('PEXPIRE', c, ARGV[1])
-redis.call('PEXPIRE', d, ARGV[1])
-return n
-`)
-
-// cardsScript: KEYS card hash, due set; ARGV questions. Returns {0} when not
-// loaded, else {1, {record or nil, ...}} in the order asked.
-var cardsScript = goredis.NewScript(loadedCheck + `
-local c, d = KEYS[1], KEYS[2]
-if not loaded(c, d) then return {0} end
-return {1, redis.call('HMGET', c, unpack(ARGV))}
+redis.call('PEXPIRE', v, ARGV[1])
+if n == 0 and ARGV[4] == '' then return {0, tonumber(redis.call('GET', v))} end
+return {n, redis.call('INCR', v)}
 `)
 
 // allScripts are loaded into every server's script cache at start.
-var allScripts = []*goredis.Script{dueScript, readScript, loadScript, swapScript, userScript, putScript, cardsScript}
+var allScripts = []*goredis.Script{fetchScript, touchScript, loadScript, swapScript}

@@ -15,30 +15,14 @@ import (
 // UserCards returns every cached card of a user-season; loaded is false when
 // the user-season is not cached.
 func (c *Cache) UserCards(ctx context.Context, season, player string) (map[string]srs.CachedCard, bool, error) {
-	v, err := userScript.Run(ctx, c.rdb, c.keys(season, player)).Result()
-	if err != nil {
-		return nil, false, fmt.Errorf("redis user cards: %w", err)
+	e, err := c.snapshot(ctx, season, player)
+	if err != nil || e == nil {
+		return nil, false, err
 	}
-	parts, ok := v.([]any)
-	if !ok || len(parts) == 0 {
-		return nil, false, fmt.Errorf("redis user cards: unexpected reply %T", v)
-	}
-	if n, _ := parts[0].(int64); n == 0 {
-		return nil, false, nil
-	}
-	pairs, _ := parts[1].([]any)
-	out := make(map[string]srs.CachedCard, len(pairs)/2)
-	for i := 0; i+1 < len(pairs); i += 2 {
-		id, _ := pairs[i].(string)
-		raw, _ := pairs[i+1].(string)
-		q := questionOf(id)
-		card, err := decodeCard(season, player, q, []byte(raw))
-		if err != nil {
-			return nil, false, err
-		}
-		out[q] = srs.CachedCard{Card: card, Token: raw}
-	}
-	return out, true, nil
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out, err := e.all()
+	return out, err == nil, err
 }
 
 // Cards returns some cached cards of a user-season (absent ones are left
@@ -47,69 +31,39 @@ func (c *Cache) Cards(ctx context.Context, season, player string, questions []st
 	if len(questions) == 0 {
 		return nil, false, nil
 	}
-	args := make([]any, len(questions))
-	for i, q := range questions {
-		args[i] = member(q)
+	e, err := c.snapshot(ctx, season, player)
+	if err != nil || e == nil {
+		return nil, false, err
 	}
-	v, err := cardsScript.Run(ctx, c.rdb, c.keys(season, player), args...).Result()
-	if err != nil {
-		return nil, false, fmt.Errorf("redis cards: %w", err)
-	}
-	parts, ok := v.([]any)
-	if !ok || len(parts) == 0 {
-		return nil, false, fmt.Errorf("redis cards: unexpected reply %T", v)
-	}
-	if n, _ := parts[0].(int64); n == 0 {
-		return nil, false, nil
-	}
-	vals, _ := parts[1].([]any)
-	out := make(map[string]srs.CachedCard, len(vals))
-	for i, val := range vals {
-		raw, ok := val.(string)
-		if !ok || i >= len(questions) {
-			continue
-		}
-		card, err := decodeCard(season, player, questions[i], []byte(raw))
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make(map[string]srs.CachedCard, len(questions))
+	for _, q := range questions {
+		cc, found, err := e.card(q)
 		if err != nil {
 			return nil, false, err
 		}
-		out[questions[i]] = srs.CachedCard{Card: card, Token: raw}
+		if found {
+			out[q] = cc
+		}
 	}
 	return out, true, nil
 }
 
-// PutIfUnchanged writes cards of one loaded user-season whose cached value is
-// still the expected one, and returns how many it wrote (-1: not loaded).
-func (c *Cache) PutIfUnchanged(ctx context.Context, season, player string, puts []srs.CardPut) (int, error) {
-	args := make([]any, 0, 1+4*len(puts))
-	args = append(args, ms(c.opts.TTL))
-	for _, p := range puts {
-		val, err := encodeCard(p.Card)
-		if err != nil {
-			return 0, err
-		}
-		args = append(args, member(p.Card.QuestionID), p.Expected, val, p.Card.Due)
-	}
-	n, err := putScript.Run(ctx, c.rdb, c.keys(season, player), args...).Int()
-	if err != nil {
-		return 0, fmt.Errorf("redis put: %w", err)
-	}
-	return n, nil
-}
-
 // LoadMany loads several whole user-seasons in one pipeline of script calls
 // (cache rebuilds). It returns, per user, whether this call wrote the entry
-// (false: the user was already loaded and was left alone).
+// (false: the user was already loaded and was left alone). The near-cache
+// is not filled: a rebuild touches many users nobody may read soon.
 func (c *Cache) LoadMany(ctx context.Context, season string, users map[string][]srs.Card) (map[string]bool, error) {
 	cmds := make(map[string]*goredis.Cmd, len(users))
 	argv := make(map[string][]any, len(users))
 	players := make([]any, 0, len(users))
 	for player, cards := range users {
-		args, err := loadArgs(c.opts.TTL, cards)
+		l, err := c.newLoad(season, player, cards)
 		if err != nil {
 			return nil, err
 		}
-		argv[player] = args
+		argv[player] = l.args
 		players = append(players, player)
 	}
 	if len(players) == 0 {
@@ -195,6 +149,7 @@ func (c *Cache) ClearSeason(ctx context.Context, season string) (int64, error) {
 			break
 		}
 	}
+	c.near.dropSeason(season)
 	n, err := c.rdb.Del(ctx, reg, c.snapshotKey(season)).Result() // one slot: the season's tag
 	if err != nil {
 		return deleted, fmt.Errorf("redis clear season registry: %w", err)

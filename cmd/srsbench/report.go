@@ -300,7 +300,7 @@ func (r *Report) evaluate(o Options) {
 		missing(name)
 	}
 	// 8. ≤ 64 bytes per cached card with the recommended settings.
-	name = "≤ 64 bytes of Redis memory per cached card (index + state), recommended settings"
+	name = "≤ 64 bytes of Redis memory per cached card (card hash + version key), recommended settings"
 	var rec *MemoryFigure
 	for i := range r.System.Memory {
 		if m := &r.System.Memory[i]; m.Settings == "recommended" && m.Cards == primary {
@@ -308,10 +308,10 @@ func (r *Report) evaluate(o Options) {
 		}
 	}
 	if rec != nil {
-		m := fmt.Sprintf("%.1f B (index %.1f + state %.1f)", rec.BytesPerCard, rec.DueIndexBytes, rec.StateBytes)
+		m := fmt.Sprintf("%.1f B (version %.1f + hash %.1f)", rec.BytesPerCard, rec.VersionBytes, rec.StateBytes)
 		for _, d := range r.System.Memory {
 			if d.Settings == "defaults" && d.Cards == primary {
-				m += fmt.Sprintf("; defaults %.1f B (index %.1f)", d.BytesPerCard, d.DueIndexBytes)
+				m += fmt.Sprintf("; defaults %.1f B (version %.1f)", d.BytesPerCard, d.VersionBytes)
 			}
 		}
 		add(name, m, fmt.Sprintf("MEMORY USAGE over %d users of %s", rec.SampledUsers, label(primary)), verdict(rec.BytesPerCard <= 64))
@@ -538,8 +538,8 @@ func (r *Report) Markdown() string {
 	p("| figure | value |")
 	p("|---|---|")
 	for _, mf := range s.Memory {
-		p("| Redis bytes per cached card, %s settings (%s) | %.1f (due index %.1f, %s; state %.1f, %s; %d users sampled) |", mf.Settings, label(mf.Cards),
-			mf.BytesPerCard, mf.DueIndexBytes, mf.DueEncoding, mf.StateBytes, mf.StateEncoding, mf.SampledUsers)
+		p("| Redis bytes per cached card, %s settings (%s) | %.1f (version key %.1f, %s; card hash %.1f, %s; %d users sampled) |", mf.Settings, label(mf.Cards),
+			mf.BytesPerCard, mf.VersionBytes, mf.VersionEncoding, mf.StateBytes, mf.StateEncoding, mf.SampledUsers)
 	}
 	if s.DrainSamples > 0 {
 		p("| drain lag under mixed load (p50 / p99 / max) | %.0f / %.0f / %.0f ms |", s.DrainLagP50MS, s.DrainLagP99MS, s.DrainLagMaxMS)

@@ -168,17 +168,17 @@ func newCache(addr, prefix string) (*rcache.Cache, error) {
 }
 
 // MemoryFigure is Redis memory per cached card, from MEMORY USAGE key
-// SAMPLES 0 over users' card hash (state) and due set (index).
+// SAMPLES 0 over users' card hash (state) and version key.
 type MemoryFigure struct {
-	Cards          int64   `json:"cards"`
-	Settings       string  `json:"settings"`
-	SampledUsers   int     `json:"sampled_users"`
-	BytesPerCard   float64 `json:"bytes_per_card"`
-	DueIndexBytes  float64 `json:"due_index_bytes_per_card"`
-	StateBytes     float64 `json:"state_bytes_per_card"`
-	DueEncoding    string  `json:"due_encoding"`
-	StateEncoding  string  `json:"state_encoding"`
-	SettingsDetail string  `json:"settings_detail"`
+	Cards           int64   `json:"cards"`
+	Settings        string  `json:"settings"`
+	SampledUsers    int     `json:"sampled_users"`
+	BytesPerCard    float64 `json:"bytes_per_card"`
+	VersionBytes    float64 `json:"version_bytes_per_card"`
+	StateBytes      float64 `json:"state_bytes_per_card"`
+	VersionEncoding string  `json:"version_encoding"`
+	StateEncoding   string  `json:"state_encoding"`
+	SettingsDetail  string  `json:"settings_detail"`
 }
 
 // sampleUsers picks up to n of the cached users of ds, evenly spread.
@@ -234,10 +234,10 @@ func measureMemory(addr, prefix string, ds *dataset, users []int) (MemoryFigure,
 	}
 	cards := float64(n) * float64(ds.CardsPerUser)
 	f := MemoryFigure{Cards: ds.Cards(), SampledUsers: n, StateBytes: round1(float64(state) / cards),
-		DueIndexBytes: round1(float64(due) / cards)}
-	f.BytesPerCard = round1(f.StateBytes + f.DueIndexBytes)
+		VersionBytes: round1(float64(due) / cards)}
+	f.BytesPerCard = round1(f.StateBytes + f.VersionBytes)
 	if v, err := c.do("OBJECT", "ENCODING", key(users[0], "d")); err == nil {
-		f.DueEncoding, _ = v.(string)
+		f.VersionEncoding, _ = v.(string)
 	}
 	if v, err := c.do("OBJECT", "ENCODING", key(users[0], "c")); err == nil {
 		f.StateEncoding, _ = v.(string)

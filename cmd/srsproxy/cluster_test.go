@@ -74,7 +74,7 @@ func userMaster(t *testing.T, cl *faults.Cluster, prefix, season, player string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := prefix + ":{" + season + "|" + player + "}:c2"
+	key := prefix + ":{" + season + "|" + player + "}:c3"
 	for _, m := range masters {
 		if n, err := cl.NodeClient(m).Exists(context.Background(), key).Result(); err == nil && n == 1 {
 			return m

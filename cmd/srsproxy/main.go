@@ -192,6 +192,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Addrs: c.Redis, Cluster: c.RedisCluster, Username: c.RedisUsername, Password: c.RedisPassword, TLS: upstreamTLS,
 		Prefix: c.RedisPrefix, TTL: c.CacheTTL,
 		ReadTimeout: c.RedisTimeout, WriteTimeout: c.RedisTimeout, DialTimeout: 2 * c.RedisTimeout, PoolSize: c.RedisPoolSize,
+		NearCacheBytes: int64(c.NearCacheMB) << 20,
 	})
 	if err != nil {
 		return fmt.Errorf("redis: %w", err)
@@ -214,7 +215,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		},
 		SafeMode: engine.SafeModeConfig{
 			Failures: uint32(c.BreakerFailures), OpenFor: c.BreakerOpen, Top: c.SafeTop, Limiter: limiter,
-			Unavailable: rcache.IsUnavailable, Ping: m.cache.Ping, OnChange: m.safeModeChanged,
+			Unavailable: rcache.IsUnavailable, Timeout: rcache.IsTimeout, Ping: m.cache.Ping, OnChange: m.safeModeChanged,
 			OnStoreBack: func() { m.queue.Kick() }, // drain at once when MariaDB is back
 			// Overload is not an outage: as many upstream calls as pooled connections, then TRYAGAIN.
 			Admission: engine.NewAdmission(engine.AdmissionConfig{MaxInFlight: c.RedisPoolSize, Overloaded: rcache.IsOverloaded}),
@@ -415,6 +416,8 @@ func (m *Main) status(ctx context.Context) (commands.Status, error) {
 		Version: Version, Uptime: time.Since(m.started), Sidecar: c.SidecarID,
 		Errors: map[string]string{},
 	}
+	near := m.cache.NearStats()
+	st.NearUsers, st.NearBytes, st.NearHits, st.NearMisses = near.Users, near.Bytes, near.Hits, near.Misses
 	part := func(name string, timeout time.Duration, fn func(context.Context) error) bool {
 		pctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()

@@ -767,7 +767,7 @@ func TestSafeModeRecovery(t *testing.T) {
 				r.gate.Cut()
 				// The pre-outage entry is still in the upstream Redis.
 				rdb := goredis.NewClient(&goredis.Options{Addr: r.redis.Addr()})
-				n, err := rdb.Exists(context.Background(), r.env.Prefix+":{"+safeSeason+"|u}:c2").Result()
+				n, err := rdb.Exists(context.Background(), r.env.Prefix+":{"+safeSeason+"|u}:c3").Result()
 				rdb.Close()
 				if err != nil || n != 1 {
 					t.Fatalf("cached entry of u in the upstream Redis during the cut: %d %v", n, err)

@@ -97,7 +97,7 @@ func TestTLSAndACL(t *testing.T) {
 	up := goredis.NewClient(&goredis.Options{Addr: upstream, Username: "sidecar", Password: "upstream-pw",
 		TLSConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}})
 	defer up.Close()
-	if n, err := up.Exists(ctx, e.Prefix+":{SEASON-2026|u}:c2").Result(); err != nil || n != 1 {
+	if n, err := up.Exists(ctx, e.Prefix+":{SEASON-2026|u}:c3").Result(); err != nil || n != 1 {
 		t.Fatalf("card record in the TLS upstream: %d %v", n, err)
 	}
 	// Plain TCP to the TLS listener gets nothing useful, and a wrong password is refused.
