@@ -1,7 +1,6 @@
 package mariadb
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -80,9 +79,6 @@ func decodeScheduler(b []byte) (srs.SchedulerConfig, error) {
 	}, nil
 }
 
-// timezone is the stored form of a season's timezone: "" is UTC.
-func timezone(c srs.SchedulerConfig) string { return cmp.Or(c.Timezone, "UTC") }
-
 // checkArchiveState refuses a state outside the four srs.Archive* ones.
 func checkArchiveState(st srs.ArchiveState) error {
 	switch st {
@@ -141,7 +137,7 @@ func (s *Store) CreateSeason(ctx context.Context, season srs.Season) (srs.Season
 		VALUES (?, ?, ?, ?, TRUE, ?, ?, ?, ?, ?, COALESCE(?, UTC_TIMESTAMP(3)), ?, ?, ?)`,
 		season.Name, date(season.Start), date(season.End), season.IsActive, season.EnableCache,
 		season.AutoArchive, instant(season.ArchivedAt), string(season.Archive), season.PurgeEligible,
-		instant(season.CreatedAt), sched, timezone(season.Scheduler), season.Scheduler.DayStart)
+		instant(season.CreatedAt), sched, season.Scheduler.Timezone, season.Scheduler.DayStart)
 	if errNumber(err) == errDupEntry {
 		return srs.Season{}, fmt.Errorf("%w: %s", srs.ErrSeasonExists, season.Name)
 	}
@@ -246,7 +242,7 @@ func (s *Store) UpdateSeason(ctx context.Context, season srs.Season) error {
 		day_start = ? WHERE name = ?`,
 		date(season.Start), date(season.End), season.IsActive, season.PartitionCreated,
 		season.EnableCache, season.AutoArchive, instant(season.ArchivedAt), string(season.Archive),
-		season.PurgeEligible, sched, timezone(season.Scheduler), season.Scheduler.DayStart, season.Name)
+		season.PurgeEligible, sched, season.Scheduler.Timezone, season.Scheduler.DayStart, season.Name)
 	if err != nil {
 		return fmt.Errorf("update season %s: %w", season.Name, err)
 	}
