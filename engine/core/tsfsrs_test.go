@@ -32,8 +32,8 @@ import (
 // also raises S0 to at least 0.1, keeps w19 ≥ 0.01 with short-term on, and
 // lowers the w17/w18 ceiling when there are several relearning steps.
 //
-// Where this sidecar follows Anki and ts-fsrs does not, a step may differ in
-// its due time only (state, S and D still agree); those rules are listed in
+// Where this sidecar follows Anki (or FSRS.md) and ts-fsrs does not, a step
+// may differ in its due time only (state, S and D still agree); those rules are listed in
 // ankiRules, each with the value the sidecar must then give, and the steps
 // they explain are counted per configuration.
 
@@ -139,8 +139,8 @@ func stepsOf(c *fsrs.Scheduler, before srs.State) []time.Duration {
 var ankiRules = []ankiRule{
 	{
 		name: "maximum-interval-cap",
-		why: "no interval passes the maximum interval, also after the intervals are ordered (Anki caps the " +
-			"ordering's minimum at the maximum); ts-fsrs's ordering can push Good or Easy a day or two past it",
+		why: "no interval passes the maximum interval, also after the intervals are ordered (FSRS.md: " +
+			"scheduled days are clamped to [1, maximum interval]); ts-fsrs's ordering can push Good or Easy a day or two past it",
 		applies: func(c *fsrs.Scheduler, st goStep, ts tsStep) bool {
 			return st.review.After.State == srs.StateReview && ts.Days > c.Config().MaximumInterval
 		},
@@ -403,7 +403,7 @@ func TestDifferentialTSFSRS(t *testing.T) {
 				ex = append(ex, fmt.Sprintf("%s %d", ar.name, n))
 			}
 		}
-		t.Logf("%s: %d histories, %d steps: %d agree in every field, %d differ only in due by a documented Anki rule (%s), %d fail; max |ΔS|/S %.1e, max |ΔD| %.1e; %d of the state×grade×day paths",
+		t.Logf("%s: %d histories, %d steps: %d agree in every field, %d differ only in due by a documented rule (%s), %d fail; max |ΔS|/S %.1e, max |ΔD| %.1e; %d of the state×grade×day paths",
 			r.conf.name, len(r.hists), steps, exact, steps-exact-failed, strings.Join(ex, ", "), failed, maxDS, maxDD, len(paths))
 		if failed > 0 {
 			t.Errorf("%s: %d steps disagree with ts-fsrs", r.conf.name, failed)
