@@ -18,14 +18,20 @@ run: build ## build and start the sidecar on 127.0.0.1:6380 against the local Re
 	./$(BIN) $(ARGS)
 
 CLIENTS_STAMP := testdata/clients/node_modules/.srsproxy-installed
+TSFSRS_STAMP  := testdata/tsfsrs/node_modules/.srsproxy-installed
 
-deps: $(CLIENTS_STAMP) ## install what the tests need: Debian packages (redis-server, redis-tools, python3-redis, nutcracker) and the pinned npm clients
+deps: $(CLIENTS_STAMP) $(TSFSRS_STAMP) ## install what the tests need: Debian packages (redis-server, redis-tools, python3-redis, nutcracker), the pinned npm clients and ts-fsrs
 	@./scripts/test-deps
 
 # The real-client tests' pinned npm packages (ioredis, node-redis), from the lockfile.
 $(CLIENTS_STAMP): testdata/clients/package-lock.json
 	cd testdata/clients && npm ci --no-audit --no-fund --loglevel=error
 	touch $(CLIENTS_STAMP)
+
+# ts-fsrs, the reference FSRS, for the differential test (engine/core/tsfsrs_test.go).
+$(TSFSRS_STAMP): testdata/tsfsrs/package-lock.json
+	cd testdata/tsfsrs && npm ci --no-audit --no-fund --loglevel=error
+	touch $(TSFSRS_STAMP)
 
 # The previous release, built from git, for the upgrade tests (cmd/srsproxy/upgrade_test.go).
 RELEASE1     := eeeb798

@@ -82,7 +82,7 @@ func Register(mux *proxy.Mux, eng *engine.Engine, opts Options) error {
 			Syntax:  "SRS.CARD player season question",
 			Summary: "Return one card's full FSRS state and current retrievability, or nil."},
 		{Name: "SRS.SEASON", Arity: -2, Role: proxy.RoleApp, Handler: h.wrap("SRS.SEASON", h.season),
-			Syntax:  "SRS.SEASON CREATE name [START yyyy-mm-dd] [END yyyy-mm-dd] | ACTIVATE name | DEACTIVATE name | SET name [RETENTION r] [PARAMS w0 ... wN] [LEARNING m,...|NONE] [RELEARNING m,...|NONE] [MAXIVL days] [FUZZ ON|OFF] [SHORTTERM ON|OFF] [CACHE ON|OFF] [AUTOARCHIVE ON|OFF [CONFIRM]] | INFO name | LIST",
+			Syntax:  "SRS.SEASON CREATE name [START yyyy-mm-dd] [END yyyy-mm-dd] | ACTIVATE name | DEACTIVATE name | SET name [RETENTION r] [PARAMS w0 ... wN] [LEARNING m,...|NONE] [RELEARNING m,...|NONE] [MAXIVL days] [FUZZ ON|OFF] [SHORTTERM ON|OFF] [TIMEZONE tz] [DAYSTART h|LEGACY] [CACHE ON|OFF] [AUTOARCHIVE ON|OFF [CONFIRM]] | INFO name | LIST",
 			Summary: "Create, activate, configure and inspect seasons (INFO and LIST for every user, the rest admin only)."},
 		{Name: "SRS.HELP", Arity: 1, Role: proxy.RoleApp, Handler: h.wrap("SRS.HELP", h.help),
 			Syntax:  "SRS.HELP",

@@ -342,7 +342,7 @@ func (c *cursor) seasonDates(r *SeasonRequest) error {
 const maxParams = 21
 
 // setOptions are the options of SRS.SEASON SET, each allowed once.
-var setOptions = []string{"RETENTION", "PARAMS", "LEARNING", "RELEARNING", "MAXIVL", "FUZZ", "SHORTTERM", "CACHE", "AUTOARCHIVE", "CONFIRM"}
+var setOptions = []string{"RETENTION", "PARAMS", "LEARNING", "RELEARNING", "MAXIVL", "FUZZ", "SHORTTERM", "CACHE", "AUTOARCHIVE", "CONFIRM", "TIMEZONE", "DAYSTART"}
 
 func (c *cursor) seasonChange(ch *engine.SeasonChange) error {
 	var seen optionSet
@@ -372,6 +372,10 @@ func (c *cursor) seasonChange(ch *engine.SeasonChange) error {
 			ch.Fuzz, err = c.flag("FUZZ")
 		case "SHORTTERM":
 			ch.ShortTerm, err = c.flag("SHORTTERM")
+		case "TIMEZONE":
+			ch.Timezone, err = c.timezone()
+		case "DAYSTART":
+			ch.DayStart, err = c.dayStart()
 		case "CACHE":
 			ch.Cache, err = c.flag("CACHE")
 		case "AUTOARCHIVE":
@@ -391,6 +395,36 @@ func (c *cursor) seasonChange(ch *engine.SeasonChange) error {
 func (c *cursor) flag(name string) (*bool, error) {
 	b, err := c.onOff(name)
 	return &b, err
+}
+
+// timezone reads an IANA time zone name (TIMEZONE Europe/Berlin).
+func (c *cursor) timezone() (*string, error) {
+	s, err := c.next("TIMEZONE")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := fsrs.LoadTimezone(s); err != nil || s == "" {
+		return nil, argErr("SRS.SEASON SET: TIMEZONE must be an IANA time zone such as UTC or Europe/Berlin, got %q", clip(s))
+	}
+	return &s, nil
+}
+
+// dayStart reads the hour a new day starts, 0–23, or LEGACY (whole 24-hour
+// periods, the rule of seasons made before day boundaries).
+func (c *cursor) dayStart() (*int, error) {
+	s, err := c.next("DAYSTART")
+	if err != nil {
+		return nil, err
+	}
+	h := srs.DayStartLegacy
+	if !strings.EqualFold(s, "LEGACY") {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 || n > 23 {
+			return nil, argErr("SRS.SEASON SET: DAYSTART must be an hour 0–23 or LEGACY, got %q", clip(s))
+		}
+		h = n
+	}
+	return &h, nil
 }
 
 // params reads up to 21 numbers until the next option keyword.

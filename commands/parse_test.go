@@ -140,6 +140,14 @@ func TestParseDueAndSeason(t *testing.T) {
 		!*ch.Fuzz || *ch.ShortTerm || *ch.Cache || !s.Admin() {
 		t.Fatalf("season set: %+v", s)
 	}
+	s, err = ParseSeason(argv("SRS.SEASON", "SET", "SEASON-2026", "TIMEZONE", "Europe/Berlin", "daystart", 0))
+	if err != nil || *s.Change.Timezone != "Europe/Berlin" || *s.Change.DayStart != 0 {
+		t.Fatalf("season set day rule: %+v %v", s, err)
+	}
+	s, err = ParseSeason(argv("SRS.SEASON", "SET", "SEASON-2026", "DAYSTART", "legacy"))
+	if err != nil || *s.Change.DayStart != srs.DayStartLegacy || s.Change.Timezone != nil {
+		t.Fatalf("season set legacy days: %+v %v", s, err)
+	}
 	s, err = ParseSeason(argv("SRS.SEASON", "CREATE", "SEASON-2026", "END", "2027-06-30"))
 	if err != nil || s.End.Format(time.DateOnly) != "2027-06-30" || !s.Start.IsZero() {
 		t.Fatalf("create: %+v %v", s, err)
@@ -203,6 +211,16 @@ func TestParseRefusesBadInput(t *testing.T) {
 		{"RELEARNING -Inf", season, []any{"SRS.SEASON", "SET", "SEASON-2026", "RELEARNING", "-inf"}, `SRS.SEASON SET: RELEARNING ` + steps + `"-inf"`},
 		{"RETENTION NaN", season, []any{"SRS.SEASON", "SET", "SEASON-2026", "RETENTION", "NaN"}, `SRS.SEASON: RETENTION must be a number in [0.7, 0.99], got "NaN"`},
 		{"RETENTION Inf", season, []any{"SRS.SEASON", "SET", "SEASON-2026", "RETENTION", "Inf"}, `SRS.SEASON: RETENTION must be a number in [0.7, 0.99], got "Inf"`},
+		{"TIMEZONE unknown", season, []any{"SRS.SEASON", "SET", "SEASON-2026", "TIMEZONE", "Mars/Olympus"}, `SRS.SEASON SET: TIMEZONE must be an IANA time zone such as UTC or Europe/Berlin, got "Mars/Olympus"`},
+		{"TIMEZONE Local", season, []any{"SRS.SEASON", "SET", "SEASON-2026", "TIMEZONE", "Local"}, `SRS.SEASON SET: TIMEZONE must be an IANA time zone such as UTC or Europe/Berlin, got "Local"`},
+		{"TIMEZONE empty", season, []any{"SRS.SEASON", "SET", "SEASON-2026", "TIMEZONE", ""}, `SRS.SEASON SET: TIMEZONE must be an IANA time zone such as UTC or Europe/Berlin, got ""`},
+		{"TIMEZONE path", season, []any{"SRS.SEASON", "SET", "SEASON-2026", "TIMEZONE", "../../etc/passwd"}, `SRS.SEASON SET: TIMEZONE must be an IANA time zone such as UTC or Europe/Berlin, got "../../etc/passwd"`},
+		{"TIMEZONE missing", season, []any{"SRS.SEASON", "SET", "SEASON-2026", "TIMEZONE"}, `SRS.SEASON: missing TIMEZONE`},
+		{"DAYSTART 24", season, []any{"SRS.SEASON", "SET", "SEASON-2026", "DAYSTART", 24}, `SRS.SEASON SET: DAYSTART must be an hour 0–23 or LEGACY, got "24"`},
+		{"DAYSTART -1", season, []any{"SRS.SEASON", "SET", "SEASON-2026", "DAYSTART", -1}, `SRS.SEASON SET: DAYSTART must be an hour 0–23 or LEGACY, got "-1"`},
+		{"DAYSTART 4.5", season, []any{"SRS.SEASON", "SET", "SEASON-2026", "DAYSTART", "4.5"}, `SRS.SEASON SET: DAYSTART must be an hour 0–23 or LEGACY, got "4.5"`},
+		{"DAYSTART missing", season, []any{"SRS.SEASON", "SET", "SEASON-2026", "DAYSTART"}, `SRS.SEASON: missing DAYSTART`},
+		{"DAYSTART twice", season, []any{"SRS.SEASON", "SET", "SEASON-2026", "DAYSTART", 4, "DAYSTART", 5}, "SRS.SEASON SET: option DAYSTART given twice"},
 		{"MAXIVL NaN", season, []any{"SRS.SEASON", "SET", "SEASON-2026", "MAXIVL", "NaN"}, `SRS.SEASON: MAXIVL must be an integer in [1, 36500], got "NaN"`},
 		{"MAXIVL overflow", season, []any{"SRS.SEASON", "SET", "SEASON-2026", "MAXIVL", "99999999999999999999"}, `SRS.SEASON: MAXIVL must be an integer in [1, 36500], got "99999999999999999999"`},
 		{"PARAMS NaN", season, weights("NaN"), `SRS.SEASON: PARAMS must be a number in [-1e+06, 1e+06], got "NaN"`},

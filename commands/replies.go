@@ -177,7 +177,7 @@ func writeDoubles(w *proxy.Reply, fs []float64) {
 
 func writeSeasonInfo(w *proxy.Reply, info engine.SeasonInfo) {
 	s, sc := info.Season, info.Season.Scheduler
-	w.Map(20)
+	w.Map(22)
 	stringField(w, "name", s.Name)
 	stringField(w, "start", date(s.Start))
 	stringField(w, "end", date(s.End))
@@ -199,6 +199,8 @@ func writeSeasonInfo(w *proxy.Reply, info engine.SeasonInfo) {
 	intField(w, "maximum_interval", int64(sc.MaximumInterval))
 	boolField(w, "enable_fuzz", sc.EnableFuzz)
 	boolField(w, "enable_short_term", sc.EnableShortTerm)
+	stringField(w, "timezone", sc.Timezone)
+	intField(w, "day_start", int64(sc.DayStart)) // -1: the legacy 24-hour rule
 	intField(w, "cards", info.Cards)
 	stringField(w, "status", seasonStatus(s))
 }

@@ -20,6 +20,8 @@ type SeasonChange struct {
 	MaxInterval     *int
 	Fuzz            *bool
 	ShortTerm       *bool
+	Timezone        *string // IANA zone whose day boundaries count elapsed days
+	DayStart        *int    // hour 0–23 a new day starts, or srs.DayStartLegacy
 	Cache           *bool
 	AutoArchive     *bool
 	Confirm         bool // CONFIRM given: needed to switch auto-archive on for an active season
@@ -78,6 +80,12 @@ func (e *Engine) ChangeSeason(ctx context.Context, name string, ch SeasonChange)
 		}
 		if ch.ShortTerm != nil {
 			sc.EnableShortTerm = *ch.ShortTerm
+		}
+		if ch.Timezone != nil {
+			sc.Timezone = *ch.Timezone
+		}
+		if ch.DayStart != nil {
+			sc.DayStart = *ch.DayStart
 		}
 		if ch.Cache != nil {
 			s.EnableCache = *ch.Cache

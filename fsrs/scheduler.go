@@ -5,6 +5,7 @@
 package fsrs
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -31,17 +32,21 @@ type Scheduler struct {
 	learning   []int64 // learning steps in ms
 	relearning []int64 // relearning steps in ms
 	longTerm   bool    // no steps at all and short-term off
+	days       dayClock
 }
 
 // New validates cfg and fills its defaults (see srs.SchedulerConfig): nil
 // params are DefaultParams, 17 or 19 are migrated (see MigrateParams), nil
 // steps are the defaults [1m 10m] and [10m], empty non-nil steps are none, a
-// zero retention is 0.9 and a zero maximum interval is 36500 days.
+// zero retention is 0.9, a zero maximum interval is 36500 days and an empty
+// timezone is UTC. DayStart is taken as it is: 0 is midnight.
 //
 // It returns an error naming the field when the params are not accepted by
 // MigrateParams, the desired retention is outside [0.7, 0.99], the maximum
 // interval is outside [1, 36500] days, or a step is outside [1s, 24h) or
-// shorter than the step before it.
+// shorter than the step before it, the timezone is not an IANA zone (see
+// LoadTimezone), or the day start is neither an hour 0–23 nor
+// srs.DayStartLegacy.
 func New(cfg srs.SchedulerConfig) (*Scheduler, error) {
 	w, err := MigrateParams(cfg.Params)
 	if err != nil {
@@ -76,12 +81,18 @@ func New(cfg srs.SchedulerConfig) (*Scheduler, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.Timezone = cmp.Or(cfg.Timezone, "UTC")
+	days, err := newDayClock(cfg.Timezone, cfg.DayStart)
+	if err != nil {
+		return nil, err
+	}
 	return &Scheduler{
 		cfg:        cfg,
 		m:          newModel(w),
 		learning:   learning,
 		relearning: relearning,
 		longTerm:   len(learning) == 0 && len(relearning) == 0 && !cfg.EnableShortTerm,
+		days:       days,
 	}, nil
 }
 
@@ -114,7 +125,7 @@ func (s *Scheduler) Config() srs.SchedulerConfig {
 type Outcome struct {
 	srs.Schedule     // the card after the review
 	IntervalDays int // days until Due when the card is in Review after the review; 0 for a step
-	ElapsedDays  int // whole days between the previous review and this one; 0 for a new card
+	ElapsedDays  int // days between the previous review and this one (see ElapsedDays); 0 for a new card
 }
 
 // Next applies grade g at now (unix ms) to card and returns the card after
@@ -126,7 +137,7 @@ type Outcome struct {
 func (s *Scheduler) Next(card srs.Schedule, g srs.Grade, now int64, seed uint64) Outcome {
 	elapsed := 0
 	if card.State != srs.StateNew {
-		elapsed = int((now - card.LastReview) / dayMS)
+		elapsed = s.ElapsedDays(card.LastReview, now)
 	}
 	c := s.candidates(card, elapsed, fuzzFactor(seed, card.Reps))[g-1]
 	out := Outcome{
@@ -152,6 +163,13 @@ func (s *Scheduler) Next(card srs.Schedule, g srs.Grade, now int64, seed uint64)
 	return out
 }
 
+// ElapsedDays is FSRS's t between a review at last and one at now (unix ms):
+// the day boundaries crossed between them in the season's timezone, a day
+// starting at its DayStart hour, so a review at 21:00 and the next at 08:00
+// are a day apart with DayStart 4; with srs.DayStartLegacy, the whole
+// 24-hour periods between them. It is 0 when now is not after last.
+func (s *Scheduler) ElapsedDays(last, now int64) int { return s.days.elapsed(last, now) }
+
 // candidate is the card after one of the four grades.
 type candidate struct {
 	state srs.State
@@ -174,6 +192,14 @@ func (s *Scheduler) candidates(card srs.Schedule, elapsed int, f float64) [4]can
 		}
 	}
 	s.order(&c)
+	// Anki's answer_easy: Easy leaving (re)learning graduates to at least a
+	// day past Good's interval, also when Good stays in a step; Good's
+	// interval is then the one its memory state would be given.
+	good, easy := &c[srs.Good-1], &c[srs.Easy-1]
+	if card.State != srs.StateReview && !s.longTerm && good.days == 0 && easy.days > 0 {
+		gd := s.reviewDays(s.m.interval(s.cfg.DesiredRetention, good.s), f)
+		easy.days = min(max(easy.days, gd+1), s.cfg.MaximumInterval)
+	}
 	return c
 }
 

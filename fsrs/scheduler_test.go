@@ -163,9 +163,11 @@ func TestSteps(t *testing.T) {
 	}
 }
 
-func TestElapsedDays(t *testing.T) {
+// TestElapsedDaysLegacy checks the rule of seasons made before day
+// boundaries: whole 24-hour periods.
+func TestElapsedDaysLegacy(t *testing.T) {
 	t.Parallel()
-	s := mustNew(t, srs.SchedulerConfig{})
+	s := mustNew(t, srs.SchedulerConfig{DayStart: srs.DayStartLegacy})
 	card := srs.Schedule{State: srs.StateReview, Stability: 10, Difficulty: 5, LastReview: base}
 	for _, tt := range []struct {
 		after int64
@@ -316,5 +318,33 @@ func BenchmarkNext(b *testing.B) {
 	seed := Seed("SEASON-2025", "alice", "q1")
 	for b.Loop() {
 		s.Next(card, srs.Good, base+13*dayMS, seed)
+	}
+}
+
+// TestEasyPastGoodInStep checks Anki's answer_easy: Easy leaving a step
+// graduates at least a day past the interval Good's memory state would get,
+// also when Good itself stays in a step. With w2 = w3 both are 5 days.
+func TestEasyPastGoodInStep(t *testing.T) {
+	t.Parallel()
+	w := DefaultParams
+	w[2], w[3] = 5, 5
+	s := mustNew(t, srs.SchedulerConfig{Params: w[:], EnableShortTerm: true})
+	good := s.Next(srs.Schedule{}, srs.Good, base, 0)
+	easy := s.Next(srs.Schedule{}, srs.Easy, base, 0)
+	if good.State != srs.StateLearning || easy.State != srs.StateReview {
+		t.Fatalf("good %v, easy %v", good.State, easy.State)
+	}
+	if gd := int(math.Round(s.m.interval(0.9, good.Stability))); easy.IntervalDays != gd+1 || gd != 5 {
+		t.Errorf("easy %d days, good's interval %d days; want easy = good + 1 = 6", easy.IntervalDays, gd)
+	}
+	// Relearning: a lapse on a review card, then Easy while Good would stay
+	// on the next relearning step.
+	s2 := mustNew(t, srs.SchedulerConfig{Params: w[:], EnableShortTerm: true,
+		RelearningSteps: []time.Duration{10 * time.Minute, time.Hour}})
+	card := srs.Schedule{State: srs.StateRelearning, Stability: 5, Difficulty: 5, LastReview: base, Reps: 4, Lapses: 1}
+	g := s2.Next(card, srs.Good, base+dayMS, 0)
+	e := s2.Next(card, srs.Easy, base+dayMS, 0)
+	if gd := int(math.Round(s2.m.interval(0.9, g.Stability))); g.State != srs.StateRelearning || e.IntervalDays < gd+1 {
+		t.Errorf("relearning: good %v (interval %d), easy %d days", g.State, gd, e.IntervalDays)
 	}
 }

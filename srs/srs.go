@@ -136,7 +136,21 @@ type SchedulerConfig struct {
 	MaximumInterval  int             // days; 0 means 36500
 	EnableFuzz       bool
 	EnableShortTerm  bool
+	// Timezone and DayStart say how elapsed days are counted: the number of
+	// day boundaries between two reviews, a day starting at DayStart o'clock
+	// (0–23) local time in Timezone (an IANA name; "" means UTC), as Anki
+	// counts them. DayStart DayStartLegacy counts whole 24-hour periods
+	// instead: the rule of seasons created before day boundaries existed.
+	Timezone string
+	DayStart int
 }
+
+// Day rules: the hour a new day starts by default (Anki's), and the marker of
+// the legacy rule (whole 24-hour periods since the last review).
+const (
+	DefaultDayStart = 4
+	DayStartLegacy  = -1
+)
 
 // DefaultSchedulerConfig is the configuration a new season starts with.
 func DefaultSchedulerConfig() SchedulerConfig {
@@ -146,6 +160,8 @@ func DefaultSchedulerConfig() SchedulerConfig {
 		RelearningSteps:  []time.Duration{10 * time.Minute},
 		MaximumInterval:  36500,
 		EnableShortTerm:  true,
+		Timezone:         "UTC",
+		DayStart:         DefaultDayStart,
 	}
 }
 

@@ -582,14 +582,21 @@ func (s *Store) scheduler(ctx context.Context, tx *sql.Tx, season string, scheds
 	if sched, ok := scheds[season]; ok {
 		return sched, nil
 	}
-	var raw []byte
-	if err := tx.QueryRowContext(ctx, "SELECT scheduler FROM seasons WHERE name = ?", season).Scan(&raw); err != nil {
+	var (
+		raw      []byte
+		tz       string
+		dayStart int
+	)
+	// The day rule with the rest: a replay must count elapsed days as the
+	// engine does, or it would recompute a different card.
+	if err := tx.QueryRowContext(ctx, "SELECT scheduler, timezone, day_start FROM seasons WHERE name = ?", season).Scan(&raw, &tz, &dayStart); err != nil {
 		return nil, err
 	}
 	cfg, err := decodeScheduler(raw)
 	if err != nil {
 		return nil, err
 	}
+	cfg.Timezone, cfg.DayStart = tz, dayStart
 	sched, err := fsrs.New(cfg)
 	if err != nil {
 		return nil, err

@@ -134,6 +134,8 @@ var migrations = []migration{
 	{fn: migrate3},
 	// Version 4: review_log loses card_idx (see migrate4).
 	{fn: migrate4},
+	// Version 5: a season's day rule, timezone and day_start (see migrate5).
+	{fn: migrate5},
 }
 
 // migrate brings the schema to the latest version. A named lock serialises

@@ -15,7 +15,8 @@ import (
 // partitionedTables get one partition per season.
 var partitionedTables = []string{"cards", "review_log"}
 
-// schedulerJSON is the stored form of srs.SchedulerConfig. Steps are minutes;
+// schedulerJSON is the stored form of srs.SchedulerConfig but for its day
+// rule, which has columns of its own (see seasonsV5). Steps are minutes;
 // a nil slice is stored as null (defaults) and an empty one as [] (no steps),
 // and encoding/json keeps that distinction in both directions.
 type schedulerJSON struct {
@@ -132,11 +133,11 @@ func (s *Store) CreateSeason(ctx context.Context, season srs.Season) (srs.Season
 	}
 	_, err = s.db.ExecContext(ctx, `INSERT INTO seasons
 		(name, start_date, end_date, is_active, partition_created, enable_cache, auto_archive,
-		 archived_at, archive_state, purge_eligible, created_at, scheduler)
-		VALUES (?, ?, ?, ?, TRUE, ?, ?, ?, ?, ?, COALESCE(?, UTC_TIMESTAMP(3)), ?)`,
+		 archived_at, archive_state, purge_eligible, created_at, scheduler, timezone, day_start)
+		VALUES (?, ?, ?, ?, TRUE, ?, ?, ?, ?, ?, COALESCE(?, UTC_TIMESTAMP(3)), ?, ?, ?)`,
 		season.Name, date(season.Start), date(season.End), season.IsActive, season.EnableCache,
 		season.AutoArchive, instant(season.ArchivedAt), string(season.Archive), season.PurgeEligible,
-		instant(season.CreatedAt), sched)
+		instant(season.CreatedAt), sched, season.Scheduler.Timezone, season.Scheduler.DayStart)
 	if errNumber(err) == errDupEntry {
 		return srs.Season{}, fmt.Errorf("%w: %s", srs.ErrSeasonExists, season.Name)
 	}
@@ -148,16 +149,18 @@ func (s *Store) CreateSeason(ctx context.Context, season srs.Season) (srs.Season
 }
 
 const seasonColumns = `name, start_date, end_date, is_active, partition_created, enable_cache,
-	auto_archive, archived_at, archive_state, purge_eligible, created_at, scheduler`
+	auto_archive, archived_at, archive_state, purge_eligible, created_at, scheduler, timezone, day_start`
 
 func scanSeason(row interface{ Scan(...any) error }) (srs.Season, error) {
 	var (
 		se                   srs.Season
 		start, end, archived sql.NullTime
 		sched                []byte
+		tz                   string
+		dayStart             int
 	)
 	err := row.Scan(&se.Name, &start, &end, &se.IsActive, &se.PartitionCreated, &se.EnableCache,
-		&se.AutoArchive, &archived, &se.Archive, &se.PurgeEligible, &se.CreatedAt, &sched)
+		&se.AutoArchive, &archived, &se.Archive, &se.PurgeEligible, &se.CreatedAt, &sched, &tz, &dayStart)
 	if err != nil {
 		return srs.Season{}, err
 	}
@@ -165,6 +168,7 @@ func scanSeason(row interface{ Scan(...any) error }) (srs.Season, error) {
 	if se.Scheduler, err = decodeScheduler(sched); err != nil {
 		return srs.Season{}, fmt.Errorf("season %s: scheduler: %w", se.Name, err)
 	}
+	se.Scheduler.Timezone, se.Scheduler.DayStart = tz, dayStart
 	return se, nil
 }
 
@@ -234,10 +238,11 @@ func (s *Store) UpdateSeason(ctx context.Context, season srs.Season) error {
 	defer cancel()
 	res, err := s.db.ExecContext(ctx, `UPDATE seasons SET start_date = ?, end_date = ?,
 		is_active = ?, partition_created = ?, enable_cache = ?, auto_archive = ?,
-		archived_at = ?, archive_state = ?, purge_eligible = ?, scheduler = ? WHERE name = ?`,
+		archived_at = ?, archive_state = ?, purge_eligible = ?, scheduler = ?, timezone = ?,
+		day_start = ? WHERE name = ?`,
 		date(season.Start), date(season.End), season.IsActive, season.PartitionCreated,
 		season.EnableCache, season.AutoArchive, instant(season.ArchivedAt), string(season.Archive),
-		season.PurgeEligible, sched, season.Name)
+		season.PurgeEligible, sched, season.Scheduler.Timezone, season.Scheduler.DayStart, season.Name)
 	if err != nil {
 		return fmt.Errorf("update season %s: %w", season.Name, err)
 	}

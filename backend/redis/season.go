@@ -157,8 +157,11 @@ func (c *Cache) ClearSeason(ctx context.Context, season string) (int64, error) {
 	return deleted + n, nil
 }
 
-// seasonSnapshotVersion is the format of a season-settings snapshot.
-const seasonSnapshotVersion = 1
+// seasonSnapshotVersion is the format of a season-settings snapshot this
+// release writes. Version 2 added the day rule (srs.SchedulerConfig Timezone
+// and DayStart); version 1, the previous release's, is still read: it was
+// written for a season scheduled by 24-hour periods (srs.DayStartLegacy).
+const seasonSnapshotVersion = 2
 
 type seasonSnapshot struct {
 	Version int        `json:"v"`
@@ -195,8 +198,15 @@ func (c *Cache) SeasonSnapshot(ctx context.Context, season string) (srs.Season, 
 		return srs.Season{}, false, fmt.Errorf("redis season snapshot: %w", err)
 	}
 	var snap seasonSnapshot
-	if err := json.Unmarshal(b, &snap); err != nil || snap.Version != seasonSnapshotVersion || snap.Season.Name != season {
+	if err := json.Unmarshal(b, &snap); err != nil || snap.Season.Name != season {
 		return srs.Season{}, false, nil // unreadable: as if absent (MariaDB is the truth)
+	}
+	switch snap.Version {
+	case 1: // no day rule: the release before day boundaries counted 24-hour periods
+		snap.Season.Scheduler.Timezone, snap.Season.Scheduler.DayStart = "UTC", srs.DayStartLegacy
+	case seasonSnapshotVersion:
+	default:
+		return srs.Season{}, false, nil
 	}
 	return snap.Season, true, nil
 }

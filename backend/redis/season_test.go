@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"testing"
 
 	"github.com/srsproxy/srsproxy/srs"
@@ -99,7 +100,27 @@ func TestSeasonSnapshot(t *testing.T) {
 	if err != nil || !ok || got.Name != s.Name || !got.IsActive || got.Scheduler.DesiredRetention != 0.9 || len(got.Scheduler.LearningSteps) != 2 {
 		t.Fatalf("snapshot: %+v %v %v", got, ok, err)
 	}
-	c.rdb.Set(ctx, c.snapshotKey(s.Name), `{"v":99}`, 0)
+	s.Scheduler.Timezone, s.Scheduler.DayStart = "Europe/Berlin", 0
+	if err := c.PutSeasonSnapshot(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err := c.SeasonSnapshot(ctx, s.Name); err != nil || !ok || !reflect.DeepEqual(got, s) {
+		t.Fatalf("snapshot with a day rule: %+v %v %v, want %+v", got, ok, err, s)
+	}
+	// Version 1, as the release before day rules wrote it: read, with the
+	// legacy rule that release scheduled the season by.
+	v1 := `{"v":1,"season":{"Name":"SEASON-2026-SNAP","Start":"0001-01-01T00:00:00Z","End":"0001-01-01T00:00:00Z",` +
+		`"IsActive":true,"PartitionCreated":true,"EnableCache":true,"AutoArchive":false,"Archive":"",` +
+		`"ArchivedAt":"0001-01-01T00:00:00Z","PurgeEligible":false,"CreatedAt":"2026-01-05T10:00:00Z",` +
+		`"Scheduler":{"Params":null,"DesiredRetention":0.85,"LearningSteps":[60000000000,600000000000],` +
+		`"RelearningSteps":[600000000000],"MaximumInterval":36500,"EnableFuzz":false,"EnableShortTerm":true}}}`
+	c.rdb.Set(ctx, c.snapshotKey(s.Name), v1, 0)
+	got, ok, err = c.SeasonSnapshot(ctx, s.Name)
+	if err != nil || !ok || got.Scheduler.DesiredRetention != 0.85 || got.Scheduler.DayStart != srs.DayStartLegacy ||
+		got.Scheduler.Timezone != "UTC" || !got.PartitionCreated {
+		t.Fatalf("version 1 snapshot: %+v %v %v", got, ok, err)
+	}
+	c.rdb.Set(ctx, c.snapshotKey(s.Name), `{"v":99,"season":{"Name":"SEASON-2026-SNAP"}}`, 0)
 	if _, ok, err := c.SeasonSnapshot(ctx, s.Name); ok || err != nil {
 		t.Fatalf("a snapshot of an unknown format must read as absent: %v %v", ok, err)
 	}
