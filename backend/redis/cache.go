@@ -66,6 +66,8 @@ type Cache struct {
 	rdb  goredis.UniversalClient
 	opts Options
 	near *nearCache
+	// versions batches the version GETs of concurrent reads (batch.go).
+	versions *versionReads
 	// slideEvery is how often a snapshot's reads renew the keys' TTL
 	// (a sixteenth of it): the other reads are a plain GET.
 	slideEvery           int64
@@ -104,7 +106,8 @@ func New(opts Options) (*Cache, error) {
 	if cc, ok := rdb.(*goredis.ClusterClient); ok {
 		cc.AddHook(reloadOnFailure{cc})
 	}
-	return &Cache{rdb: rdb, opts: opts, near: newNearCache(opts.NearCacheBytes), slideEvery: ms(opts.TTL) / 16}, nil
+	return &Cache{rdb: rdb, opts: opts, near: newNearCache(opts.NearCacheBytes),
+		versions: newVersionReads(rdb, opts.ReadTimeout), slideEvery: ms(opts.TTL) / 16}, nil
 }
 
 // reloadOnFailure makes a cluster client re-read the slot map (CLUSTER
@@ -141,7 +144,10 @@ func (h reloadOnFailure) ProcessPipelineHook(next goredis.ProcessPipelineHook) g
 func (c *Cache) Client() goredis.UniversalClient { return c.rdb }
 
 // Close closes the connection pool.
-func (c *Cache) Close() error { return c.rdb.Close() }
+func (c *Cache) Close() error {
+	c.versions.close()
+	return c.rdb.Close()
+}
 
 // Ping checks that Redis answers.
 func (c *Cache) Ping(ctx context.Context) error { return c.rdb.Ping(ctx).Err() }
@@ -219,7 +225,7 @@ func (c *Cache) version(ctx context.Context, season, player string, slide bool) 
 	if slide {
 		v, err = touchScript.Run(ctx, c.rdb, keys, ms(c.opts.TTL)).Result()
 	} else {
-		v, err = c.rdb.Get(ctx, keys[1]).Result()
+		v, err = c.versions.get(ctx, keys[1])
 	}
 	if errors.Is(err, goredis.Nil) {
 		return 0, false, nil

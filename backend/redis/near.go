@@ -271,12 +271,19 @@ func (e *userEntry) set(s slot) {
 func (e *userEntry) due(subject string, now int64, limit int) (srs.DuePage, error) {
 	n := sort.Search(len(e.byDue), func(k int) bool { return e.slots[e.byDue[k]].due > now })
 	page := srs.DuePage{Loaded: true, Cards: make([]srs.Card, 0, min(limit, n))}
-	for _, i := range e.byDue[:n] {
+	due := e.byDue[:n]
+	if subject == "" {
+		page.Total = int64(n)
+		due = due[:min(limit, n)] // no filter: only the page is decoded
+	}
+	for _, i := range due {
 		s := &e.slots[i]
-		if subject != "" && e.hdr.labels[s.labels].Subject != subject {
-			continue
+		if subject != "" {
+			if e.hdr.labels[s.labels].Subject != subject {
+				continue
+			}
+			page.Total++
 		}
-		page.Total++
 		if len(page.Cards) < limit {
 			c, err := decodeRecord(e.hdr, e.season, e.player, questionOf(s.member), []byte(s.record))
 			if err != nil {
