@@ -3,7 +3,7 @@ package optimize
 import (
 	"cmp"
 	"fmt"
-		"math"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"slices"
