@@ -19,13 +19,22 @@ run: build ## build and start the sidecar on 127.0.0.1:6380 against the local Re
 
 CLIENTS_STAMP := testdata/clients/node_modules/.srsproxy-installed
 
-deps: $(CLIENTS_STAMP) ## install what the tests need: Debian packages (redis-server, redis-tools, python3-redis, nutcracker) and the pinned npm clients
+OPTIMIZER_STAMP := testdata/optimizer/node_modules/.srsproxy-installed
+
+deps: $(CLIENTS_STAMP) $(OPTIMIZER_STAMP) ## install what the tests need: Debian packages (redis-server, redis-tools, python3-redis, nutcracker) and the pinned npm clients
 	@./scripts/test-deps
 
 # The real-client tests' pinned npm packages (ioredis, node-redis), from the lockfile.
 $(CLIENTS_STAMP): testdata/clients/package-lock.json
 	cd testdata/clients && npm ci --no-audit --no-fund --loglevel=error
 	touch $(CLIENTS_STAMP)
+
+# fsrs-rs's optimiser through its pinned Node binding, the anchor of fsrs/optimize's tests.
+# npm install from the lockfile, not npm ci: the registry here has only the linux-x64-gnu
+# prebuilt, so the lockfile cannot list the other platforms' optional packages that npm ci requires.
+$(OPTIMIZER_STAMP): testdata/optimizer/package-lock.json
+	cd testdata/optimizer && npm install --no-save --no-audit --no-fund --loglevel=error
+	touch $(OPTIMIZER_STAMP)
 
 # The previous release, built from git, for the upgrade tests (cmd/srsproxy/upgrade_test.go).
 RELEASE1     := eeeb798

@@ -32,7 +32,7 @@ var groupB = Params{0.1, 0.6, 1.6, 5.5, 7.0, 0.6, 2.2, 0.02, 1.5, 0.25, 1.1,
 // season simulates about n reviews of students in two groups (groupA and
 // groupB).
 func season(seed uint64, n int) []SimCard {
-	per := max(n/2/400, 1) // about 400 reviews per student over a 240-day season
+	per := max(n/2/320, 1) // about 320 reviews per student over a 240-day season
 	return Simulate(SimConfig{Seed: seed, Groups: []Group{{Params: groupA, Students: per}, {Params: groupB, Students: per}},
 		CardsPerStudent: 40, Days: 240, ParamNoise: 0.1})
 }
@@ -207,5 +207,18 @@ func TestAgainstFSRSRs(t *testing.T) {
 			t.Logf("| generating | %.4f | %.4f | 0 | 0 |", trueM.LogLoss, trueM.RMSEBins)
 			t.Logf("Go %v\nfsrs-rs %v", fit.Params, rs.Params)
 		})
+	}
+}
+
+// BenchmarkFit1M fits a simulated season of about a million reviews
+// (go test -run XXX -bench Fit1M ./fsrs/optimize/).
+func BenchmarkFit1M(b *testing.B) {
+	cards := Cards(season(9, 1_000_000))
+	b.Logf("%d reviews, %d cards", Reviews(cards), len(cards))
+	for b.Loop() {
+		fit, err := FitParams(cards, Options{})
+		if err != nil || !fit.Trained {
+			b.Fatal(err, fit)
+		}
 	}
 }
