@@ -59,13 +59,19 @@ type item struct {
 	weight float64
 }
 
-// items returns the items of cards scored at or after since (unix ms), in
-// time order (ties by card, then review), as fsrs-rs sorts them by review id.
+// items returns the items of the cards first reviewed at or after since
+// (unix ms), in time order (ties by card, then review), as fsrs-rs sorts
+// them by review id. (Anki's "ignore reviews before" keeps the same cards:
+// it drops earlier reviews and then every card whose history no longer
+// starts with its first learning.)
 func items(cards []Card, since int64) []item {
 	var out []item
 	for c, card := range cards {
+		if len(card) == 0 || card[0].At < since {
+			continue
+		}
 		for i := 1; i < len(card); i++ {
-			if card[i].Days > 0 && card[i].At >= since {
+			if card[i].Days > 0 {
 				out = append(out, item{card: int32(c), idx: int32(i), at: card[i].At})
 			}
 		}

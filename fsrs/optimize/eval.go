@@ -12,8 +12,8 @@ type Metrics struct {
 	Items    int     `json:"items"`
 }
 
-// Evaluate scores w on every review of cards on a new day at or after
-// since, as fsrs-rs's evaluate does: items in time order with recency
+// Evaluate scores w on every review on a new day of the cards first
+// reviewed at or after since, as fsrs-rs's evaluate does: items in time order with recency
 // weights, log loss = weighted mean cross-entropy, and RMSE(bins) = the
 // weight-averaged squared gap between mean prediction and pass rate in
 // each bin of (elapsed days, long-term review count, lapses). It returns

@@ -127,22 +127,22 @@ func TestInvalidInput(t *testing.T) {
 	}
 }
 
-// TestSinceScoresOnlyLaterReviews: reviews before Since shape the state
-// but are not items.
-func TestSinceScoresOnlyLaterReviews(t *testing.T) {
+// TestSinceKeepsLaterCards: only cards first reviewed at or after Since
+// are items.
+func TestSinceKeepsLaterCards(t *testing.T) {
 	cards := Cards(season(5, 4000))
 	all, err := Evaluate(cards, defaultParams, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	since := int64(120) * dayMS
+	since := int64(60) * dayMS
 	later, err := Evaluate(cards, defaultParams, since)
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := 0
 	for _, it := range items(cards, 0) {
-		if it.at >= since {
+		if cards[it.card][0].At >= since {
 			n++
 		}
 	}

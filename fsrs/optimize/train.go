@@ -34,8 +34,11 @@ type Options struct {
 	Gamma        float64 // L2 strength: 1
 	MaxSeqLen    int     // items with a longer history are not trained on: 256
 	Seed         uint64  // batch order: 2023
-	Since        int64   // only reviews at or after this unix ms are items (earlier ones still shape the state)
+	Since        int64   // only cards first reviewed at or after this unix ms are learnt from
 	Workers      int     // goroutines per batch: GOMAXPROCS
+	// LongTermOnly mirrors fsrs-rs with short-term scheduling off: w17–w19
+	// start at 0 and, with w0–w3, are not trained.
+	LongTermOnly bool
 	// Progress, when set, is called after every batch with the predictions
 	// done and the total over all epochs; it runs on the caller's goroutine.
 	// Returning false stops training with ErrStopped.
@@ -96,6 +99,9 @@ func FitParams(cards []Card, opt Options) (Fit, error) {
 	out.InitS = s0
 	start := defaultParams
 	copy(start[:4], s0[:])
+	if opt.LongTermOnly {
+		start[17], start[18], start[19] = 0, 0, 0
+	}
 	out.Params = start
 	if len(train) == len(initSet) || len(train) < 64 {
 		return out, nil
@@ -169,8 +175,12 @@ func descend(cards []Card, train []item, start Params, opt Options) (Params, err
 			for i := range g {
 				g[i] += 2 * (w[i] - start[i]) / (paramsStddev[i] * paramsStddev[i]) * scale
 			}
+			if opt.LongTermOnly {
+				clear(g[:4])
+				clear(g[17:20])
+			}
 			adam.step(&w, &g, rate)
-			clip(&w)
+			clip(&w, !opt.LongTermOnly)
 			done += b.n
 			if opt.Progress != nil && !opt.Progress(done, total*opt.Epochs) {
 				return w, ErrStopped
@@ -259,8 +269,11 @@ var clipRanges = [21][2]float64{
 	{0, 2}, {0, 2}, {0.01, 0.8}, {0.1, 0.8},
 }
 
-func clip(w *Params) {
+func clip(w *Params, shortTerm bool) {
 	for i, r := range clipRanges {
+		if i == 19 && !shortTerm {
+			r[0] = 0
+		}
 		w[i] = clamp(w[i], r[0], r[1])
 	}
 }
