@@ -40,14 +40,22 @@ func newParams(w *Params) params {
 
 // recall is R(t, s) = (1 + factor·t/s)^decay.
 func (p *params) recall(t, s float64) float64 {
-	return math.Pow(1+p.factor*t/s, p.decay)
+	r, _ := p.recallLn(t, s)
+	return r
 }
 
-// recallGrad returns dR/ds and dR/dw20 at (t, s) where R = r.
-func (p *params) recallGrad(t, s, r float64) (ds, dw20 float64) {
+// recallLn is R(t, s) and ln(1 + factor·t/s), which recallGrad needs.
+func (p *params) recallLn(t, s float64) (r, lnBase float64) {
+	lnBase = math.Log(1 + p.factor*t/s)
+	return math.Exp(p.decay * lnBase), lnBase
+}
+
+// recallGrad returns dR/ds and dR/dw20 at (t, s) where R = r and
+// lnBase = ln(1 + factor·t/s).
+func (p *params) recallGrad(t, s, r, lnBase float64) (ds, dw20 float64) {
 	base := 1 + p.factor*t/s
 	ds = r * p.decay / base * (-t * p.factor / (s * s))
-	dDecay := r * (math.Log(base) + p.decay/base*(t/s*p.dFactor))
+	dDecay := r * (lnBase + p.decay/base*(t/s*p.dFactor))
 	return ds, -dDecay
 }
 
@@ -64,6 +72,9 @@ const (
 type step struct {
 	ls, ld  float64 // the state before the review
 	r       float64 // R(t, ls) for a review on a new day
+	lnBase  float64 // ln(1 + factor·t/ls)
+	lnS     float64 // ln ls
+	x, y, z float64 // branch values kept for back: see next
 	raw     float64 // S′ before clamping
 	nd      float64 // D′ before mean reversion
 	branch  uint8
@@ -82,24 +93,32 @@ func clamp(x, lo, hi float64) float64 { return min(max(x, lo), hi) }
 func within(x, lo, hi float64) bool   { return x >= lo && x <= hi }
 
 // next applies grade g, t days after the previous review, to (s, d), as
-// fsrs-rs's model step does with short-term scheduling on.
+// fsrs-rs's model step does with short-term scheduling on. It keeps in st
+// what back needs, so that the backward pass computes no exponentials the
+// forward pass already did.
 func (p *params) next(s, d float64, t, g int, st *step) (float64, float64) {
 	w := p.w
 	ls, ld := s, d
-	st.ls, st.ld, st.grade, st.elapsed = ls, ld, int8(g), float64(t)
+	lnS := math.Log(ls)
+	st.ls, st.ld, st.lnS, st.grade, st.elapsed = ls, ld, lnS, int8(g), float64(t)
 	var ns float64
 	if t == 0 {
-		sinc := math.Exp(w[17]*(float64(g)-3+w[18])) * math.Pow(ls, -w[19])
+		sinc := math.Exp(w[17]*(float64(g)-3+w[18]) - w[19]*lnS)
 		st.branch = brShort
 		if g >= 2 && sinc < 1 {
 			sinc, st.branch = 1, brShortFloor
 		}
 		ns = ls * sinc
 	} else {
-		r := p.recall(float64(t), ls)
-		st.r = r
+		r, lnBase := p.recallLn(float64(t), ls)
+		st.r, st.lnBase = r, lnBase
 		if g == 1 {
-			raw := w[11] * math.Pow(ld, -w[12]) * (math.Pow(ls+1, w[13]) - 1) * math.Exp((1-r)*w[14])
+			lnS1 := math.Log(ls + 1)
+			pd := math.Exp(-w[12] * math.Log(ld))
+			pw := math.Exp(w[13] * lnS1)
+			e14 := math.Exp((1 - r) * w[14])
+			raw := w[11] * pd * (pw - 1) * e14
+			st.x, st.y, st.z = pd*e14, pw, lnS1 // raw = w11·x·(y − 1)
 			floor := ls / p.floorDiv
 			st.branch = brFailure
 			ns = raw
@@ -114,9 +133,11 @@ func (p *params) next(s, d float64, t, g int, st *step) (float64, float64) {
 			case 4:
 				hb = w[16]
 			}
-			inc := p.expW8 * (11 - ld) * math.Pow(ls, -w[9]) * (math.Exp((1-r)*w[10]) - 1) * hb
+			core := p.expW8 * (11 - ld) * math.Exp(-w[9]*lnS) // without hb and (e10 − 1)
+			e10 := math.Exp((1 - r) * w[10])
+			st.x, st.y, st.z = core, e10, hb
 			st.branch = brSuccess
-			ns = ls * (inc + 1)
+			ns = ls * (core*(e10-1)*hb + 1)
 		}
 	}
 	st.raw = ns
@@ -147,6 +168,9 @@ func (p *params) back(st *step, gs, gd float64, gw *[21]float64) (float64, float
 	gnd := gd * (1 - w[7])
 	gw[6] += gnd * (-(g - 3) * (10 - ld) / 9)
 	gld := gnd * (1 + w[6]*(g-3)/9)
+	if gs == 0 {
+		return 0, gld
+	}
 	var gls, gr float64
 	switch st.branch {
 	case brShort:
@@ -154,25 +178,17 @@ func (p *params) back(st *step, gs, gd float64, gw *[21]float64) (float64, float
 		gls = gs * ns / ls * (1 - w[19])
 		gw[17] += gs * ns * (g - 3 + w[18])
 		gw[18] += gs * ns * w[17]
-		gw[19] += gs * ns * (-math.Log(ls))
+		gw[19] += gs * ns * (-st.lnS)
 		return gls, gld
 	case brShortFloor:
 		return gs, gld
 	case brSuccess:
-		hb := 1.0
-		switch st.grade {
-		case 2:
-			hb = w[15]
-		case 4:
-			hb = w[16]
-		}
-		e10 := math.Exp((1 - st.r) * w[10])
-		core := p.expW8 * (11 - ld) * math.Pow(ls, -w[9]) // without hb and (e10 − 1)
+		core, e10, hb := st.x, st.y, st.z
 		inc := core * (e10 - 1) * hb
 		gls = gs * (1 + inc*(1-w[9]))
-		gld += gs * ls * (-p.expW8 * math.Pow(ls, -w[9]) * (e10 - 1) * hb)
+		gld += gs * ls * (-inc / (11 - ld))
 		gw[8] += gs * ls * inc
-		gw[9] += gs * ls * inc * (-math.Log(ls))
+		gw[9] += gs * ls * inc * (-st.lnS)
 		gw[10] += gs * ls * core * hb * e10 * (1 - st.r)
 		switch st.grade {
 		case 2:
@@ -182,16 +198,14 @@ func (p *params) back(st *step, gs, gd float64, gw *[21]float64) (float64, float
 		}
 		gr = gs * ls * core * hb * e10 * (-w[10])
 	case brFailure:
-		pd := math.Pow(ld, -w[12])
-		pw := math.Pow(ls+1, w[13])
-		e14 := math.Exp((1 - st.r) * w[14])
+		pde14, pw, lnS1 := st.x, st.y, st.z
 		raw := st.raw
-		gw[11] += gs * pd * (pw - 1) * e14
+		gw[11] += gs * pde14 * (pw - 1)
 		gw[12] += gs * raw * (-math.Log(ld))
-		gw[13] += gs * w[11] * pd * pw * math.Log(ls+1) * e14
+		gw[13] += gs * w[11] * pde14 * pw * lnS1
 		gw[14] += gs * raw * (1 - st.r)
 		gld += gs * raw * (-w[12] / ld)
-		gls = gs * w[11] * pd * w[13] * pw / (ls + 1) * e14
+		gls = gs * w[11] * pde14 * w[13] * pw / (ls + 1)
 		gr = gs * raw * (-w[14])
 	case brFailureFloor:
 		ns := st.raw
@@ -201,7 +215,7 @@ func (p *params) back(st *step, gs, gd float64, gw *[21]float64) (float64, float
 		return gls, gld
 	}
 	if gr != 0 {
-		dRds, dRdw20 := p.recallGrad(st.elapsed, ls, st.r)
+		dRds, dRdw20 := p.recallGrad(st.elapsed, ls, st.r, st.lnBase)
 		gls += gr * dRds
 		gw[20] += gr * dRdw20
 	}
@@ -260,7 +274,7 @@ func (p *params) cardLossGrad(card Card, targets []scored, cw *cardWork, gw *[21
 		rv := card[tg.idx]
 		prev := cw.s[tg.idx-1]
 		t := float64(rv.Days)
-		r := p.recall(t, prev)
+		r, lnBase := p.recallLn(t, prev)
 		y := 0.0
 		if rv.Grade > 1 {
 			y = 1
@@ -268,7 +282,7 @@ func (p *params) cardLossGrad(card Card, targets []scored, cw *cardWork, gw *[21
 		l, g := bce(r, y, tg.weight)
 		loss += l
 		if g != 0 {
-			dRds, dRdw20 := p.recallGrad(t, prev, r)
+			dRds, dRdw20 := p.recallGrad(t, prev, r, lnBase)
 			cw.gS[tg.idx-1] += g * dRds
 			gw[20] += g * dRdw20
 		}
