@@ -160,7 +160,7 @@ func descend(cards []Card, train []item, start Params, opt Options) (Params, err
 	rng := rand.New(rand.NewPCG(opt.Seed, 0xf5125))
 	order := make([]int, len(bs))
 	workers := make([]cardWork, opt.Workers)
-	grads := make([][21]float64, opt.Workers)
+	grads := make([][21]float64, gradChunks)
 	done := 0
 	for range opt.Epochs {
 		for i := range order {
@@ -190,22 +190,26 @@ func descend(cards []Card, train []item, start Params, opt Options) (Params, err
 	return w, nil
 }
 
-// batchGrad is the gradient of the batch's summed loss. Workers take
-// contiguous runs of cards; their sums are added in worker order, so the
-// result does not depend on scheduling.
+// gradChunks is how many fixed runs of items a batch's gradient is summed
+// in. The runs and their order do not depend on the number of workers, so
+// neither does the result, to the last bit.
+const gradChunks = 8
+
+// batchGrad is the gradient of the batch's summed loss. The batch is cut
+// into gradChunks contiguous runs; workers take runs k, k+n, k+2n, …; the
+// runs' sums are added in run order.
 func batchGrad(cards []Card, b *batch, w *Params, workers []cardWork, grads [][21]float64) [21]float64 {
 	p := newParams(w)
-	n := len(workers)
-	if len(b.cards) < 2*n {
-		n = 1
-	}
+	n := min(len(workers), gradChunks)
 	var wg sync.WaitGroup
 	for k := range n {
-		lo, hi := k*len(b.cards)/n, (k+1)*len(b.cards)/n
-		grads[k] = [21]float64{}
 		run := func() {
-			for c := lo; c < hi; c++ {
-				p.cardLossGrad(cards[b.cards[c]], b.targets[c], &workers[k], &grads[k])
+			for c := k; c < gradChunks; c += n {
+				lo, hi := c*len(b.cards)/gradChunks, (c+1)*len(b.cards)/gradChunks
+				grads[c] = [21]float64{}
+				for i := lo; i < hi; i++ {
+					p.cardLossGrad(cards[b.cards[i]], b.targets[i], &workers[k], &grads[c])
+				}
 			}
 		}
 		if k == n-1 {
@@ -217,9 +221,9 @@ func batchGrad(cards []Card, b *batch, w *Params, workers []cardWork, grads [][2
 	}
 	wg.Wait()
 	var g [21]float64
-	for k := range n {
+	for c := range gradChunks {
 		for i := range g {
-			g[i] += grads[k][i]
+			g[i] += grads[c][i]
 		}
 	}
 	return g
