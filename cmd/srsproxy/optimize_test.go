@@ -127,8 +127,17 @@ func TestOptimizeJob(t *testing.T) {
 		t.Fatalf("optimize job: %v", final)
 	}
 	t.Logf("%d rows: %+v", rows, res)
-	if res.LogRows != int64(rows) || res.Cards != len(sims) || !res.Trained || len(res.Params) != 21 {
-		t.Errorf("result: %d rows of %d, %d cards of %d, trained %v", res.LogRows, rows, res.Cards, len(sims), res.Trained)
+	newDay := 0 // reviews on a later day than the card's previous one
+	for _, s := range sims {
+		for _, r := range s.Reviews[1:] {
+			if r.Days > 0 {
+				newDay++
+			}
+		}
+	}
+	if res.LogRows != int64(rows) || res.Cards != len(sims) || res.Reviews != newDay || !res.Trained || len(res.Params) != 21 {
+		t.Errorf("result: %d rows of %d, %d cards of %d, %d reviews of %d, trained %v",
+			res.LogRows, rows, res.Cards, len(sims), res.Reviews, newDay, res.Trained)
 	}
 	if res.Fitted.LogLoss >= res.CurrentM.LogLoss || res.Fitted.Items == 0 || res.Fitted.Items != res.CurrentM.Items {
 		t.Errorf("held-out log loss: fitted %+v, current %+v", res.Fitted, res.CurrentM)
