@@ -2,6 +2,7 @@ package optimize
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -59,9 +60,9 @@ func (o Options) withDefaults() Options {
 }
 
 // ErrStopped is returned when Progress asked to stop.
-var ErrStopped = fmt.Errorf("optimize: stopped")
+var ErrStopped = errors.New("optimize: stopped")
 
-// Fit is what Fit found.
+// Fit is what FitParams found.
 type Fit struct {
 	Params   Params
 	Items    int        // training predictions after the outlier filter
