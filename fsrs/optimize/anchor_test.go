@@ -42,6 +42,7 @@ type anchorInput struct {
 	Train    [][2]int32  `json:"train"`
 	Test     [][2]int32  `json:"test"`
 	Evaluate [][]float64 `json:"evaluate"`
+	LongTerm bool        `json:"longTermOnly"`
 }
 
 type anchorMetrics struct {
@@ -60,10 +61,17 @@ type anchorOutput struct {
 // evaluate on test, through testdata/optimizer/anchor.mjs.
 func runAnchor(t *testing.T, train, test []Card, evaluate ...Params) anchorOutput {
 	t.Helper()
+	return runAnchorWith(t, false, train, test, evaluate...)
+}
+
+// runAnchorWith is runAnchor, with fsrs-rs's short-term scheduling off when
+// longTerm is set.
+func runAnchorWith(t *testing.T, longTerm bool, train, test []Card, evaluate ...Params) anchorOutput {
+	t.Helper()
 	if _, err := os.Stat(filepath.Join(anchorDir, "node_modules", "@open-spaced-repetition", "binding")); err != nil {
 		t.Fatalf("fsrs-rs binding not installed (run make deps): %v", err)
 	}
-	var in anchorInput
+	in := anchorInput{LongTerm: longTerm}
 	for _, c := range append(append([]Card{}, train...), test...) {
 		rc := make([][2]int, len(c))
 		for i, r := range c {
@@ -237,6 +245,31 @@ func TestAgainstFSRSRs(t *testing.T) {
 			t.Logf("| generating | %.4f | %.4f | 0 | 0 |", trueM.LogLoss, trueM.RMSEBins)
 			t.Logf("Go %v\nfsrs-rs %v", fit.Params, rs.Params)
 		})
+	}
+}
+
+// TestLongTermOnlyAgainstFSRSRs fits with short-term scheduling off
+// (LongTermOnly; fsrs-rs's enableShortTerm false): w17–w19 stay 0, w0–w3
+// stay pre-trained, and the held-out log loss is within 1 % of fsrs-rs's.
+func TestLongTermOnlyAgainstFSRSRs(t *testing.T) {
+	var cards []Card
+	for _, s := range season(43, 40_000) {
+		if s.Group == 1 {
+			cards = append(cards, s.Reviews)
+		}
+	}
+	train, test := Split(cards, 0.2, 1)
+	fit, err := FitParams(train, Options{LongTermOnly: true})
+	if err != nil || !fit.Trained {
+		t.Fatal(fit, err)
+	}
+	if fit.Params[17] != 0 || fit.Params[18] != 0 || fit.Params[19] != 0 || [4]float64(fit.Params[:4]) != fit.InitS {
+		t.Errorf("w0–w3 %v (pre-trained %v), w17–w19 %v", fit.Params[:4], fit.InitS, fit.Params[17:20])
+	}
+	rs := runAnchorWith(t, true, train, test, fit.Params)
+	t.Logf("log loss: Go %.4f, fsrs-rs %.4f; fsrs-rs %v", rs.Evaluated[0].LogLoss, rs.Fitted.LogLoss, rs.Params)
+	if rs.Evaluated[0].LogLoss > 1.01*rs.Fitted.LogLoss {
+		t.Errorf("log loss: Go %.5f > 1.01 × fsrs-rs %.5f", rs.Evaluated[0].LogLoss, rs.Fitted.LogLoss)
 	}
 }
 

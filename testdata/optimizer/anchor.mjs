@@ -5,7 +5,7 @@
 // Usage: node anchor.mjs input.json  (prints one JSON object)
 // input: {cards: [[[grade, days], ...], ...],
 //         train: [[card, idx], ...], test: [[card, idx], ...],   // items in time order
-//         evaluate: [[21 weights], ...]}
+//         evaluate: [[21 weights], ...], longTermOnly: bool}   // longTermOnly: enableShortTerm false
 // output: {params: [21], seconds, fitted: {logLoss, rmseBins},
 //          evaluated: [{logLoss, rmseBins}, ...]}   // on the test items
 import { readFileSync } from 'node:fs'
@@ -18,7 +18,7 @@ const train = items(input.train)
 const test = items(input.test)
 
 const start = process.hrtime.bigint()
-const params = train.length > 0 ? await computeParameters(train, { enableShortTerm: true, numRelearningSteps: 1 }) : []
+const params = train.length > 0 ? await computeParameters(train, { enableShortTerm: !input.longTermOnly, numRelearningSteps: 1 }) : []
 const seconds = Number(process.hrtime.bigint() - start) / 1e9
 const evaluate = (w) => {
   const m = new FSRSBinding(w).evaluate(test)
