@@ -17,10 +17,11 @@ build: ## build bin/srsproxy
 run: build ## build and start the sidecar on 127.0.0.1:6380 against the local Redis and MariaDB
 	./$(BIN) $(ARGS)
 
-CLIENTS_STAMP := testdata/clients/node_modules/.srsproxy-installed
-TSFSRS_STAMP  := testdata/tsfsrs/node_modules/.srsproxy-installed
+CLIENTS_STAMP   := testdata/clients/node_modules/.srsproxy-installed
+TSFSRS_STAMP    := testdata/tsfsrs/node_modules/.srsproxy-installed
+OPTIMIZER_STAMP := testdata/optimizer/node_modules/.srsproxy-installed
 
-deps: $(CLIENTS_STAMP) $(TSFSRS_STAMP) ## install what the tests need: Debian packages (redis-server, redis-tools, python3-redis, nutcracker), the pinned npm clients and ts-fsrs
+deps: $(CLIENTS_STAMP) $(TSFSRS_STAMP) $(OPTIMIZER_STAMP) ## install what the tests need: Debian packages (redis-server, redis-tools, python3-redis, nutcracker), the pinned npm clients, ts-fsrs and fsrs-rs's binding
 	@./scripts/test-deps
 
 # The real-client tests' pinned npm packages (ioredis, node-redis), from the lockfile.
@@ -32,6 +33,13 @@ $(CLIENTS_STAMP): testdata/clients/package-lock.json
 $(TSFSRS_STAMP): testdata/tsfsrs/package-lock.json
 	cd testdata/tsfsrs && npm ci --no-audit --no-fund --loglevel=error
 	touch $(TSFSRS_STAMP)
+
+# fsrs-rs's optimiser through its pinned Node binding, the anchor of fsrs/optimize's tests.
+# npm install from the lockfile, not npm ci: the registry here has only the linux-x64-gnu
+# prebuilt, so the lockfile cannot list the other platforms' optional packages that npm ci requires.
+$(OPTIMIZER_STAMP): testdata/optimizer/package-lock.json
+	cd testdata/optimizer && npm install --no-save --no-audit --no-fund --loglevel=error
+	touch $(OPTIMIZER_STAMP)
 
 # The previous release, built from git, for the upgrade tests (cmd/srsproxy/upgrade_test.go).
 RELEASE1     := eeeb798

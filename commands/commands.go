@@ -82,7 +82,7 @@ func Register(mux *proxy.Mux, eng *engine.Engine, opts Options) error {
 			Syntax:  "SRS.CARD player season question",
 			Summary: "Return one card's full FSRS state and current retrievability, or nil."},
 		{Name: "SRS.SEASON", Arity: -2, Role: proxy.RoleApp, Handler: h.wrap("SRS.SEASON", h.season),
-			Syntax:  "SRS.SEASON CREATE name [START yyyy-mm-dd] [END yyyy-mm-dd] | ACTIVATE name | DEACTIVATE name | SET name [RETENTION r] [PARAMS w0 ... wN] [LEARNING m,...|NONE] [RELEARNING m,...|NONE] [MAXIVL days] [FUZZ ON|OFF] [SHORTTERM ON|OFF] [TIMEZONE tz] [DAYSTART h|LEGACY] [CACHE ON|OFF] [AUTOARCHIVE ON|OFF [CONFIRM]] | INFO name | LIST",
+			Syntax:  "SRS.SEASON CREATE name [START yyyy-mm-dd] [END yyyy-mm-dd] | ACTIVATE name | DEACTIVATE name | SET name [RETENTION r] [PARAMS w0 ... wN | PARAMS FROM JOB id] [LEARNING m,...|NONE] [RELEARNING m,...|NONE] [MAXIVL days] [FUZZ ON|OFF] [SHORTTERM ON|OFF] [TIMEZONE tz] [DAYSTART h|LEGACY] [CACHE ON|OFF] [AUTOARCHIVE ON|OFF [CONFIRM]] | INFO name | LIST",
 			Summary: "Create, activate, configure and inspect seasons (INFO and LIST for every user, the rest admin only)."},
 		{Name: "SRS.HELP", Arity: 1, Role: proxy.RoleApp, Handler: h.wrap("SRS.HELP", h.help),
 			Syntax:  "SRS.HELP",
@@ -95,9 +95,12 @@ func Register(mux *proxy.Mux, eng *engine.Engine, opts Options) error {
 		proxy.Command{Name: "SRS.REBUILD", Arity: 2, Role: proxy.RoleAdmin, Handler: h.wrap("SRS.REBUILD", h.rebuild),
 			Syntax:  "SRS.REBUILD season",
 			Summary: "Start a cache rebuild of a season from MariaDB; replies a job id for SRS.JOB."},
+		proxy.Command{Name: "SRS.OPTIMIZE", Arity: -2, Role: proxy.RoleAdmin, Handler: h.wrap("SRS.OPTIMIZE", h.optimize),
+			Syntax:  "SRS.OPTIMIZE season [SINCE yyyy-mm-dd] [MINREVIEWS n]",
+			Summary: "Start fitting the season's FSRS-6 parameters to its review log; replies a job id for SRS.JOB, whose result holds them (SRS.SEASON SET name PARAMS FROM JOB id applies them)."},
 		proxy.Command{Name: "SRS.JOB", Arity: 2, Role: proxy.RoleAdmin, Handler: h.wrap("SRS.JOB", h.job),
 			Syntax:  "SRS.JOB id",
-			Summary: "Progress of a background job: state, processed, total, rate, started, finished, error."},
+			Summary: "Progress of a background job: state, processed, total, rate, started, finished, error, result."},
 		proxy.Command{Name: "SRS.RECONCILE", Arity: -1, Role: proxy.RoleAdmin, Handler: h.wrap("SRS.RECONCILE", h.reconcile),
 			Syntax:  "SRS.RECONCILE [season] [SAMPLE n]",
 			Summary: "Compare a sample of cached cards (100-100000, default 10000) with MariaDB and correct the cache; cards with reviews still queued are skipped."},
@@ -285,6 +288,19 @@ func (h *handlers) rebuild(ctx context.Context, w *proxy.Reply, args [][]byte) e
 		return err
 	}
 	id, err := h.eng.StartRebuild(ctx, season)
+	if err != nil {
+		return err
+	}
+	w.String(id)
+	return nil
+}
+
+func (h *handlers) optimize(ctx context.Context, w *proxy.Reply, args [][]byte) error {
+	req, err := ParseOptimize(args)
+	if err != nil {
+		return err
+	}
+	id, err := h.eng.StartOptimize(ctx, req)
 	if err != nil {
 		return err
 	}

@@ -358,7 +358,11 @@ func (c *cursor) seasonChange(ch *engine.SeasonChange) error {
 			f, err = c.float("RETENTION", 0.7, 0.99)
 			ch.Retention = &f
 		case "PARAMS":
-			ch.Params, err = c.params()
+			if c.more() && strings.EqualFold(string(c.args[c.i]), "FROM") {
+				ch.ParamsFromJob, err = c.paramsFromJob()
+			} else {
+				ch.Params, err = c.params()
+			}
 		case "LEARNING":
 			ch.LearningSteps, err = c.steps("LEARNING")
 		case "RELEARNING":
@@ -425,6 +429,16 @@ func (c *cursor) dayStart() (*int, error) {
 		h = n
 	}
 	return &h, nil
+}
+
+// paramsFromJob reads FROM JOB id.
+func (c *cursor) paramsFromJob() (string, error) {
+	c.i++ // FROM
+	if !c.more() || !strings.EqualFold(string(c.args[c.i]), "JOB") {
+		return "", argErr("SRS.SEASON SET: PARAMS FROM must be followed by JOB id")
+	}
+	c.i++
+	return c.id("PARAMS FROM JOB id")
 }
 
 // params reads up to 21 numbers until the next option keyword.
@@ -563,6 +577,51 @@ func ParseReconcile(args [][]byte) (ReconcileRequest, error) {
 			var n int64
 			n, err = c.int("SAMPLE", MinSample, MaxSample)
 			r.Sample = int(n)
+		default:
+			err = c.unknownOption(opt)
+		}
+		if err != nil {
+			return r, err
+		}
+	}
+	return r, nil
+}
+
+// MaxMinReviews bounds SRS.OPTIMIZE's MINREVIEWS.
+const MaxMinReviews = 1_000_000_000
+
+var optimizeOptions = []string{"SINCE", "MINREVIEWS"}
+
+// ParseOptimize parses SRS.OPTIMIZE season [SINCE yyyy-mm-dd] [MINREVIEWS n].
+func ParseOptimize(args [][]byte) (engine.OptimizeRequest, error) {
+	c := newCursor(args)
+	var r engine.OptimizeRequest
+	var err error
+	if r.Season, err = c.season(); err != nil {
+		return r, err
+	}
+	var seen optionSet
+	for c.more() {
+		opt := c.keyword()
+		if !seen.add(opt, optimizeOptions) {
+			return r, givenTwice("SRS.OPTIMIZE", opt)
+		}
+		switch opt {
+		case "SINCE":
+			var s string
+			if s, err = c.next("SINCE"); err != nil {
+				return r, err
+			}
+			d, perr := time.Parse(time.DateOnly, s)
+			if perr != nil || d.Before(minSeasonDate) || d.After(maxSeasonDate) {
+				return r, argErr("SRS.OPTIMIZE: SINCE must be a date yyyy-mm-dd from %s to %s, got %q",
+					minSeasonDate.Format(time.DateOnly), maxSeasonDate.Format(time.DateOnly), clip(s))
+			}
+			r.Since = d
+		case "MINREVIEWS":
+			var n int64
+			n, err = c.int("MINREVIEWS", 1, MaxMinReviews)
+			r.MinReviews = int(n)
 		default:
 			err = c.unknownOption(opt)
 		}

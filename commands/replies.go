@@ -261,7 +261,7 @@ func writeJob(w *proxy.Reply, j mariadb.Job) {
 	if secs := end.Sub(j.Started).Seconds(); secs > 0 {
 		rate = float64(j.Processed) / secs
 	}
-	w.Map(11)
+	w.Map(12)
 	stringField(w, "id", j.ID)
 	stringField(w, "kind", j.Kind)
 	stringField(w, "season", j.Season)
@@ -273,6 +273,7 @@ func writeJob(w *proxy.Reply, j mariadb.Job) {
 	intField(w, "finished", stamp(j.Finished))
 	stringField(w, "error", j.Error)
 	stringField(w, "owner", j.Owner)
+	stringField(w, "result", j.Result)
 }
 
 func writeReconcile(w *proxy.Reply, rep engine.ReconcileReport) {

@@ -51,15 +51,16 @@ func (e *Engine) Job(ctx context.Context, id string) (mariadb.Job, error) {
 	return j, nil
 }
 
-// Resume restarts the running rebuild jobs that no sidecar holds (their
-// owner stopped), from their saved cursor.
+// Resume restarts the running rebuild and optimize jobs that no sidecar
+// holds (their owner stopped): a rebuild from its saved cursor, an
+// optimize job from the beginning.
 func (e *Engine) Resume(ctx context.Context) error {
 	jobs, err := e.store.Jobs(ctx, mariadb.JobRunning)
 	if err != nil {
 		return err
 	}
 	for _, j := range jobs {
-		if j.Kind == "rebuild" {
+		if j.Kind == "rebuild" || j.Kind == OptimizeKind {
 			e.goJob(j)
 		}
 	}
@@ -85,16 +86,20 @@ func (e *Engine) goJob(j mariadb.Job) {
 		j.Owner = e.cfg.Sidecar
 		held, stop := e.whileHeld(ctx, lock)
 		defer stop()
-		err = e.rebuild(held, &j)
+		if j.Kind == OptimizeKind {
+			err = e.optimize(held, &j)
+		} else {
+			err = e.rebuild(held, &j)
+		}
 		switch {
 		case err == nil:
 			j.State, j.Finished = mariadb.JobDone, e.cfg.Now()
 		case held.Err() != nil:
 			// Shutdown or lost lock: the cursor is saved; Resume continues.
-			e.log.Info("rebuild interrupted; it resumes from its cursor", "job", j.ID, "processed", j.Processed)
+			e.log.Info("job interrupted; it resumes", "job", j.ID, "kind", j.Kind, "processed", j.Processed)
 		default:
 			j.State, j.Error, j.Finished = mariadb.JobFailed, err.Error(), e.cfg.Now()
-			e.log.Error("rebuild failed", "job", j.ID, "season", j.Season, "err", err)
+			e.log.Error("job failed", "job", j.ID, "kind", j.Kind, "season", j.Season, "err", err)
 		}
 		if uerr := e.store.UpdateJob(context.Background(), j); uerr != nil {
 			e.log.Error("save job", "job", j.ID, "err", uerr)

@@ -15,6 +15,7 @@ import (
 type SeasonChange struct {
 	Retention       *float64
 	Params          []float64 // nil: unchanged
+	ParamsFromJob   string    // PARAMS FROM JOB id: the weights an SRS.OPTIMIZE job fitted
 	LearningSteps   *[]time.Duration
 	RelearningSteps *[]time.Duration
 	MaxInterval     *int
@@ -58,6 +59,13 @@ func (e *Engine) SetActive(ctx context.Context, name string, active bool) (srs.S
 // ChangeSeason applies SRS.SEASON SET. The new scheduler configuration is
 // validated as a whole before anything is stored.
 func (e *Engine) ChangeSeason(ctx context.Context, name string, ch SeasonChange) (srs.Season, error) {
+	if ch.ParamsFromJob != "" {
+		w, err := e.OptimizedParams(ctx, name, ch.ParamsFromJob)
+		if err != nil {
+			return srs.Season{}, err
+		}
+		ch.Params = w
+	}
 	return e.updateSeason(ctx, name, func(s *srs.Season) error {
 		sc := &s.Scheduler
 		if ch.Retention != nil {
