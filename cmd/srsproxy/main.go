@@ -187,6 +187,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.dirty, err = dirtyset.Open(c.QueueDir); err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
+	if err := m.diskMetrics(c.QueueDir); err != nil {
+		return err
+	}
 	upstreamTLS, err := redisTLS(c)
 	if err != nil {
 		return err
