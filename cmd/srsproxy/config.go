@@ -36,7 +36,8 @@ type Config struct {
 	ReviewIDWindow  time.Duration // deprecated (release 1's review-id memory); accepted and ignored
 	MySQL           string        // MariaDB DSN; the database is created if missing
 	MySQLReplica    string        // optional read-only replica DSN for Safe Mode due lists and archive reads
-	QueueDir        string        // durable local queue
+	QueueDir        string        // durable local queue (default: defaultQueueDir)
+	queueDirDefault bool          // QueueDir was filled in by withDefaults
 	QueueMaxBytes   int64         // undrained bytes before SRS.REVIEW is refused
 	QueueMaxMemory  int64         // heap of the queue's in-memory index before SRS.REVIEW is refused
 	Fsync           string        // always | interval
@@ -86,7 +87,9 @@ func (c Config) withDefaults() Config {
 	c.RedisPrefix = cmp.Or(c.RedisPrefix, "srs")
 	c.CacheTTL = cmp.Or(c.CacheTTL, 24*time.Hour)
 	c.MySQL = cmp.Or(c.MySQL, "root@tcp(127.0.0.1:3306)/srs")
-	c.QueueDir = cmp.Or(c.QueueDir, "./data/queue")
+	if c.QueueDir == "" {
+		c.QueueDir, c.queueDirDefault = defaultQueueDir(c.Listen, os.Getenv, os.Getuid()), true
+	}
 	c.QueueMaxBytes = cmp.Or(c.QueueMaxBytes, 1<<30)
 	c.QueueMaxMemory = cmp.Or(c.QueueMaxMemory, 256<<20)
 	c.Fsync = cmp.Or(c.Fsync, "always")
@@ -287,7 +290,7 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.DurationVar(&c.ReviewIDWindow, "review-id-window", 0, "deprecated and ignored: release 2 recognises retries from the card record (docs/CORE.md)")
 	fs.StringVar(&c.MySQL, "mysql", "", "MariaDB DSN (default root@tcp(127.0.0.1:3306)/srs)")
 	fs.StringVar(&c.MySQLReplica, "mysql-replica", "", "optional read-only MariaDB replica DSN: Safe Mode SRS.DUE and archive reads go there, never the reads before a review")
-	fs.StringVar(&c.QueueDir, "queue-dir", "", "durable local queue directory (default ./data/queue)")
+	fs.StringVar(&c.QueueDir, "queue-dir", "", "durable local queue directory (default $STATE_DIRECTORY under systemd, else /var/lib/srsproxy/<port> for root, ~/.local/state/srsproxy/<port> for other users)")
 	fs.Var(bytesFlag{&c.QueueMaxBytes}, "queue-max-bytes", "undrained queue bytes before reviews are refused (default 1GiB)")
 	fs.Var(bytesFlag{&c.QueueMaxMemory}, "queue-max-memory", "heap of the queue's index of undrained reviews (~290 B each) before reviews are refused (default 256MiB)")
 	fs.StringVar(&c.Fsync, "fsync", "", "always (ack after fsync, default) or interval (ack before fsync; up to --fsync-interval of acks can be lost on power loss)")

@@ -177,6 +177,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if c.Fsync == "interval" {
 		fsync = writebehind.FsyncInterval
 	}
+	if err := checkQueueDir(c.QueueDir, c.queueDirDefault); err != nil {
+		return err
+	}
 	m.queue, err = writebehind.Open(writebehind.Config{
 		Dir: c.QueueDir, Fsync: fsync, FsyncInterval: c.FsyncInterval, MaxBytes: c.QueueMaxBytes, MaxMemory: c.QueueMaxMemory,
 		Logger: m.Log, Meter: m.tel.Meter,
