@@ -251,7 +251,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	pcfg := proxy.Config{Addr: c.Listen, RequirePass: pass, Version: Version, Logger: m.Log,
-		MaxClients: maxClients(c, m.Log.Warn)}
+		MaxClients: maxClients(c, m.Log.Warn), MaxMemoryClients: maxMemoryClients(c)}
 	if c.Users != "" {
 		if pcfg.Users, err = proxy.LoadUsers(c.Users); err != nil {
 			return fmt.Errorf("--users: %w", err)
