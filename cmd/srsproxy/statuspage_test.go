@@ -318,3 +318,92 @@ func equalEventually(t *testing.T, b *browser, url string, c *goredis.Client, di
 		time.Sleep(500 * time.Millisecond)
 	}
 }
+
+// historyItems returns the texts of the list items of the list with id.
+func historyItems(dom, id string) []string {
+	m := regexp.MustCompile(`<ol id="` + regexp.QuoteMeta(id) + `"[^>]*>(.*?)</ol>`).FindStringSubmatch(dom)
+	if m == nil {
+		return nil
+	}
+	var out []string
+	for _, li := range regexp.MustCompile(`<li[^>]*>([^<]*)</li>`).FindAllStringSubmatch(m[1], -1) {
+		out = append(out, html.UnescapeString(li[1]))
+	}
+	return out
+}
+
+// pageStamp is how the page writes a unix-ms time.
+func pageStamp(ms int64) string {
+	return time.UnixMilli(ms).UTC().Format("2006-01-02 15:04:05") + " UTC"
+}
+
+// TestStatusPageSafeModeInBrowser: an upstream Redis outage, seen on the
+// page as SRS.STATUS reports it: the breaker, Safe Mode since, its history
+// (entered, then left) and the breaker's transitions.
+func TestStatusPageSafeModeInBrowser(t *testing.T) {
+	t.Parallel()
+	b := newBrowser(t)
+	r := startRig(t, rigOpts{adminHTTP: true, flags: []string{"--breaker-open", "200ms", "--safe-rpm", "60000", "--safe-user-interval", "1ns"}})
+	url := r.admin + "/"
+	r.review(r.c3, "stu", "q1", 1, time.Now().Add(-time.Hour).UnixMilli())
+	if h := historyItems(b.dom(url), "safe-history"); len(h) != 1 || h[0] != "none since start" {
+		t.Fatalf("Safe Mode history before any outage: %q", h)
+	}
+
+	r.gate.Cut()
+	r.trip(r.c2, "stu")
+	var since int64
+	equalEventually(t, b, url, r.c3, func(dom string, st map[string]any) []string {
+		var diffs []string
+		since, _ = st["safe_mode_since"].(int64)
+		if since == 0 || !isTrue(st["degraded_redis"]) {
+			return []string{fmt.Sprintf("SRS.STATUS not in Safe Mode: %v", st)}
+		}
+		if got := mustText(t, dom, "st-safe_mode_since"); got != strconv.FormatInt(since, 10) {
+			diffs = append(diffs, fmt.Sprintf("safe_mode_since: page %s, SRS.STATUS %d", got, since))
+		}
+		if got := mustText(t, dom, "st-degraded_redis"); got != "true" {
+			diffs = append(diffs, "degraded_redis: page "+got)
+		}
+		if got := mustText(t, dom, "t-breaker"); got != "open" && got != "half-open" {
+			diffs = append(diffs, "breaker tile: "+got)
+		}
+		if got := mustText(t, dom, "t-safe_mode"); got != "SAFE MODE since "+pageStamp(since) {
+			diffs = append(diffs, "Safe Mode tile: "+got)
+		}
+		if h := historyItems(dom, "safe-history"); len(h) != 1 || h[0] != "entered "+pageStamp(since)+", still in Safe Mode" {
+			diffs = append(diffs, fmt.Sprintf("Safe Mode history %q", h))
+		}
+		return diffs
+	})
+	if shot := os.Getenv("SRSPROXY_STATUS_SCREENSHOT_SAFE"); shot != "" {
+		b.screenshot(url, shot)
+	}
+
+	r.gate.Restore()
+	r.waitServedFromCache(r.c3, "stu")
+	equalEventually(t, b, url, r.c3, func(dom string, st map[string]any) []string {
+		var diffs []string
+		if st["safe_mode_since"] != int64(0) || st["breaker_state"] != "closed" {
+			return []string{fmt.Sprintf("SRS.STATUS still in Safe Mode: %v", st)}
+		}
+		for _, k := range []string{"safe_mode_since", "breaker_state", "degraded_redis", "redis_connected"} {
+			if got, want := mustText(t, dom, "st-"+k), statusText(st[k]); got != want {
+				diffs = append(diffs, fmt.Sprintf("%s: page %q, SRS.STATUS %q", k, got, want))
+			}
+		}
+		h := historyItems(dom, "safe-history")
+		if len(h) != 1 || !strings.HasPrefix(h[0], "entered "+pageStamp(since)+", left ") {
+			diffs = append(diffs, fmt.Sprintf("Safe Mode history %q", h))
+		}
+		// The breaker is sampled once a second: with --breaker-open 200ms the
+		// sample may see open or half-open, but it sees the outage.
+		bh := historyItems(dom, "breaker-history") // newest first
+		if len(bh) < 3 || !strings.HasSuffix(bh[0], "→ closed") || !slices.ContainsFunc(bh, func(s string) bool {
+			return strings.HasSuffix(s, "→ open") || strings.HasSuffix(s, "→ half-open")
+		}) {
+			diffs = append(diffs, fmt.Sprintf("breaker history %q", bh))
+		}
+		return diffs
+	})
+}

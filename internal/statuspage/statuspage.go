@@ -217,6 +217,9 @@ func (p *Page) SafeModeChanged(entered bool, since time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if entered {
+		if n := len(p.safe); n > 0 && p.safe[n-1].Until == 0 {
+			return // the same outage announced again (a failed half-open probe)
+		}
 		p.safe = appendBounded(p.safe, Transition{At: since.UnixMilli(), State: "entered"})
 		return
 	}
