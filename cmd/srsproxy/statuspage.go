@@ -4,17 +4,24 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 
 	"github.com/srsproxy/srsproxy/backend/mariadb"
 	"github.com/srsproxy/srsproxy/commands"
 	"github.com/srsproxy/srsproxy/internal/statuspage"
+	"github.com/srsproxy/srsproxy/partitions"
 	"github.com/srsproxy/srsproxy/srs"
 )
 
 // statusJobs is how many jobs the status page lists: the running ones,
 // then the most recently updated.
 const statusJobs = 10
+
+// exactCardsBelow: a season whose partition InnoDB estimates below this
+// many rows is counted exactly (COUNT(*)); a larger one shows the estimate,
+// so an open status page never scans a big partition every few seconds.
+const exactCardsBelow = 1_000_000
 
 // newStatusPage wires the status page (internal/statuspage) to this
 // sidecar: SRS.STATUS, the seasons with their live card counts, the jobs
@@ -43,8 +50,9 @@ func (m *Main) statusSeasons(ctx context.Context) ([]statuspage.Season, error) {
 	if err != nil {
 		return nil, err
 	}
+	estimates, err := m.cardEstimates(ctx)
 	out := make([]statuspage.Season, 0, len(seasons))
-	var errs []error
+	errs := []error{err}
 	for _, s := range seasons {
 		row := statuspage.Season{Name: s.Name, State: string(s.Archive), Cards: -1}
 		if s.Archive == srs.ArchiveNone {
@@ -52,15 +60,41 @@ func (m *Main) statusSeasons(ctx context.Context) ([]statuspage.Season, error) {
 			if s.IsActive {
 				row.State = "active"
 			}
-			n, err := m.store.CountCards(ctx, s.Name)
-			if err == nil {
-				row.Cards = n
+			part, _ := partitions.Name(s.Name)
+			if est, ok := estimates[part]; ok && est >= exactCardsBelow {
+				row.Cards, row.Approx = est, true
+			} else {
+				n, err := m.store.CountCards(ctx, s.Name)
+				if err == nil {
+					row.Cards = n
+				}
+				errs = append(errs, err)
 			}
-			errs = append(errs, err)
 		}
 		out = append(out, row)
 	}
 	return out, errors.Join(errs...)
+}
+
+// cardEstimates is InnoDB's row estimate of each partition of cards.
+func (m *Main) cardEstimates(ctx context.Context) (map[string]int64, error) {
+	rows, err := m.store.DB().QueryContext(ctx, `SELECT PARTITION_NAME, COALESCE(TABLE_ROWS, 0)
+		FROM information_schema.PARTITIONS
+		WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'cards' AND PARTITION_NAME IS NOT NULL`)
+	if err != nil {
+		return nil, fmt.Errorf("card estimates: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var name string
+		var n int64
+		if err := rows.Scan(&name, &n); err != nil {
+			return nil, fmt.Errorf("card estimates: %w", err)
+		}
+		out[name] = n
+	}
+	return out, rows.Err()
 }
 
 func (m *Main) statusJobs(ctx context.Context) ([]statuspage.Job, error) {

@@ -40,9 +40,10 @@ var assets embed.FS
 
 // Season is one row of the seasons table.
 type Season struct {
-	Name  string `json:"name"`
-	State string `json:"state"` // active, inactive, archiving, archived, purged
-	Cards int64  `json:"cards"` // live cards; -1 when not counted (archived) or the count failed
+	Name   string `json:"name"`
+	State  string `json:"state"`  // active, inactive, archiving, archived, purged
+	Cards  int64  `json:"cards"`  // live cards; -1 when not counted (archived) or the count failed
+	Approx bool   `json:"approx"` // Cards is InnoDB's estimate (a large partition), not a count
 }
 
 // Job is one row of the jobs table.

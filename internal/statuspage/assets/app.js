@@ -110,7 +110,7 @@
     for (const s of d.seasons || []) {
       const tr = document.createElement("tr"); tr.id = "season-" + s.name;
       cell(tr, s.name); cell(tr, s.state).className = "state";
-      cell(tr, s.cards < 0 ? "–" : String(s.cards), true).className = "n cards";
+      cell(tr, s.cards < 0 ? "–" : (s.approx ? "≈ " : "") + String(s.cards), true).className = "n cards";
       cell(tr, String(cached[s.name] || 0), true).className = "n cached";
       sb.appendChild(tr);
     }
