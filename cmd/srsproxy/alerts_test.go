@@ -44,6 +44,31 @@ func TestAlertRulesPromtool(t *testing.T) {
 	promtool(t, "test", "rules", alertRuleTests)
 }
 
+// TestDashboardQueriesParse: every query of the Grafana dashboard, with its
+// variables filled in, is valid PromQL (promtool parses it as a recording
+// rule).
+func TestDashboardQueriesParse(t *testing.T) {
+	t.Parallel()
+	vars := strings.NewReplacer("$__rate_interval", "5m", "$instance", ".*", "${datasource}", "")
+	var b strings.Builder
+	b.WriteString("groups:\n  - name: dashboard\n    rules:\n")
+	for i, expr := range queries(t)["dashboard"] {
+		if strings.HasPrefix(expr, "label_values(") {
+			continue // a Grafana template function, not PromQL
+		}
+		q, err := json.Marshal(vars.Replace(expr)) // a JSON string is a YAML string
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.WriteString("      - record: dashboard:query" + strconv.Itoa(i) + "\n        expr: " + string(q) + "\n")
+	}
+	file := t.TempDir() + "/dashboard-rules.yml"
+	if err := os.WriteFile(file, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	promtool(t, "check", "rules", file)
+}
+
 // selector is a metric name with the literal label matchers (label="value")
 // written next to it in a query.
 type selector struct {
