@@ -77,5 +77,5 @@ bench: build ## whole-system benchmark, ~10 min (cmd/srsbench): writes docs/benc
 fmt: ## gofmt the tree
 	gofmt -w $$(git ls-files '*.go')
 
-clean: ## remove build output and the default queue directory
+clean: ## remove build output and ./data (the default queue directory of earlier releases)
 	rm -rf bin data

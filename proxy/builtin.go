@@ -350,13 +350,15 @@ var infoSections = []struct {
 			{"tracking_clients", "0"}, // tracking is accepted, never done
 		}
 	}},
-	{"Memory", func(*conn) [][2]string {
+	{"Memory", func(c *conn) [][2]string {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		return [][2]string{
 			{"used_memory", strconv.FormatUint(ms.HeapAlloc, 10)}, // Go heap in use by live and not yet swept objects
 			{"used_memory_human", humanBytes(ms.HeapAlloc)},
-			{"used_memory_sys", strconv.FormatUint(ms.Sys, 10)}, // memory obtained from the OS by the Go runtime
+			{"used_memory_sys", strconv.FormatUint(ms.Sys, 10)},                 // memory obtained from the OS by the Go runtime
+			{"mem_clients_normal", strconv.FormatInt(c.s.clientMem.Load(), 10)}, // read buffers and MULTI queues
+			{"maxmemory_clients", strconv.FormatInt(c.s.cfg.MaxMemoryClients, 10)},
 			{"maxmemory", "0"},
 			{"maxmemory_policy", "noeviction"}, // BullMQ and Sidekiq check it
 		}
@@ -370,6 +372,7 @@ var infoSections = []struct {
 			{"total_commands_processed", strconv.FormatInt(c.s.stats.commands.Load(), 10)},
 			{"acl_access_denied_auth", strconv.FormatInt(c.s.stats.authDenied.Load(), 10)},
 			{"rejected_connections", strconv.FormatInt(c.s.stats.rejectedConns.Load(), 10)},
+			{"evicted_clients", strconv.FormatInt(c.s.stats.evictedClients.Load(), 10)},
 			{"instantaneous_ops_per_sec", strconv.FormatInt(c.s.opsPerSec(c.s.now()), 10)},
 		}
 	}},
@@ -548,7 +551,7 @@ func multi(_ context.Context, w *Reply, _ [][]byte) {
 func exec(_ context.Context, w *Reply, _ [][]byte) {
 	c := w.c
 	tx := c.tx
-	c.tx = nil
+	c.dropTx()
 	switch {
 	case tx == nil:
 		w.Error("ERR EXEC without MULTI")
@@ -567,7 +570,7 @@ func discard(_ context.Context, w *Reply, _ [][]byte) {
 		w.Error("ERR DISCARD without MULTI")
 		return
 	}
-	w.c.tx = nil
+	w.c.dropTx()
 	w.Simple("OK")
 }
 
@@ -839,9 +842,10 @@ func typeCmd(_ context.Context, w *Reply, _ [][]byte) { w.Simple("none") }
 
 // serverStats are the counters INFO reports.
 type serverStats struct {
-	commands      atomic.Int64 // commands run, MULTI's queued ones included
-	authDenied    atomic.Int64 // failed AUTH and HELLO … AUTH attempts
-	rejectedConns atomic.Int64 // connections refused past MaxClients
+	commands       atomic.Int64 // commands run, MULTI's queued ones included
+	authDenied     atomic.Int64 // failed AUTH and HELLO … AUTH attempts
+	rejectedConns  atomic.Int64 // connections refused past MaxClients
+	evictedClients atomic.Int64 // connections closed by the client-memory budget
 
 	mu      sync.Mutex
 	at      time.Time // of the last ops sample

@@ -129,6 +129,12 @@ type Config struct {
 	// MaxMultiBytes is the most argument bytes a MULTI transaction may queue
 	// (they are copied until EXEC), default 16 MiB.
 	MaxMultiBytes int
+	// MaxMemoryClients bounds the memory all connections together hold in
+	// read buffers (partial and pipelined commands) and queued MULTI
+	// arguments, as Redis's maxmemory-clients: past it the connections
+	// holding the most are disconnected, largest first, with a log line.
+	// Zero means no limit.
+	MaxMemoryClients int64
 	// Version is this build's version, reported by HELLO and INFO.
 	Version string
 	// Logger receives connection errors, handler panics and failed barriers.
@@ -148,6 +154,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("Config.MaxClients: %d is negative", c.MaxClients)
 	case c.MaxMultiBytes < 0:
 		return fmt.Errorf("Config.MaxMultiBytes: %d is negative", c.MaxMultiBytes)
+	case c.MaxMemoryClients < 0:
+		return fmt.Errorf("Config.MaxMemoryClients: %d is negative", c.MaxMemoryClients)
 	}
 	if _, ok := c.Users["default"]; ok && c.RequirePass != "" {
 		return errors.New("Config.RequirePass: conflicts with user \"default\" in Config.Users")

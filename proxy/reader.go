@@ -65,6 +65,10 @@ type reader struct {
 
 	argv [][]byte // backing store for the args of the current batch
 
+	// grow, if set, accounts a change of the buffer's size before it is
+	// made; an error stops the growth and is returned by fill.
+	grow func(delta int64) error
+
 	// unauth is set while the connection has not authenticated: as in Redis,
 	// a command may then have at most unauthMaxArgs arguments of at most
 	// unauthMaxBulk bytes, else the connection is closed with a protocol
@@ -386,6 +390,14 @@ func parseLen(b []byte) (int, bool) {
 	return n, true
 }
 
+// resize accounts the buffer's new size with grow.
+func (p *reader) resize(size int) error {
+	if p.grow == nil {
+		return nil
+	}
+	return p.grow(int64(size - len(p.buf)))
+}
+
 // fill reads more data. It must only be called once the requests returned so
 // far are no longer used: it moves the unparsed data to the front of the
 // buffer, which the arguments of those requests alias.
@@ -401,10 +413,15 @@ func (p *reader) fill() error {
 	}
 	switch {
 	case need > len(p.buf):
-		nb := make([]byte, max(need, 2*len(p.buf)))
+		size := max(need, 2*len(p.buf))
+		if err := p.resize(size); err != nil {
+			return err
+		}
+		nb := make([]byte, size)
 		copy(nb, p.buf[keep:p.w])
 		p.buf = nb
 	case len(p.buf) > minBuf && need <= minBuf:
+		_ = p.resize(minBuf)
 		nb := make([]byte, minBuf) // give a big buffer back once it is drained
 		copy(nb, p.buf[keep:p.w])
 		p.buf = nb

@@ -59,6 +59,10 @@ type Server struct {
 	closing  atomic.Bool
 	stats    serverStats   // for INFO
 	authLog  *logx.Limiter // failed-AUTH warnings, once per 10 s with a count
+	evictLog *logx.Limiter // client-memory evictions, once per second with a count
+
+	clientMem atomic.Int64 // bytes the connections hold in read buffers and MULTI queues
+	evictMu   sync.Mutex   // one eviction pass at a time
 
 	ready     chan struct{} // closed once a listener is known or never will be
 	readyOnce sync.Once
@@ -90,14 +94,15 @@ func NewServer(cfg Config, mux *Mux) (*Server, error) {
 	mux.freeze()
 	cfg = cfg.withDefaults()
 	s := &Server{
-		cfg:     cfg,
-		mux:     mux,
-		log:     cfg.Logger,
-		now:     time.Now,
-		ready:   make(chan struct{}),
-		conns:   make(map[*conn]struct{}),
-		decoy:   account{hash: sha256.Sum256([]byte("decoy"))},
-		authLog: logx.Every(10 * time.Second),
+		cfg:      cfg,
+		mux:      mux,
+		log:      cfg.Logger,
+		now:      time.Now,
+		ready:    make(chan struct{}),
+		conns:    make(map[*conn]struct{}),
+		decoy:    account{hash: sha256.Sum256([]byte("decoy"))},
+		authLog:  logx.Every(10 * time.Second),
+		evictLog: logx.Every(time.Second),
 	}
 	s.started = s.now()
 	if cfg.RequirePass != "" || len(cfg.Users) > 0 {
@@ -268,6 +273,7 @@ func (s *Server) start(nc net.Conn) {
 		created: s.now(),
 	}
 	c.reply = Reply{proto: 2, user: "default", c: c}
+	c.rd.grow = c.account
 	c.active.Store(c.created.UnixNano())
 	if s.users == nil {
 		c.authed, c.role = true, RoleAdmin
@@ -280,6 +286,8 @@ func (s *Server) start(nc net.Conn) {
 		return
 	}
 	s.conns[c] = struct{}{}
+	c.mem.Store(int64(len(c.rd.buf))) // the initial buffer: accounted, never a reason to evict
+	s.clientMem.Add(int64(len(c.rd.buf)))
 	s.wg.Add(1)
 	s.mu.Unlock()
 	go c.serve()
@@ -297,6 +305,8 @@ type conn struct {
 	reply   Reply
 	created time.Time
 	active  atomic.Int64 // unix nanoseconds of the last command batch
+	mem     atomic.Int64 // client memory held: read buffer and MULTI arguments
+	evicted atomic.Bool  // chosen by the client-memory budget; closing
 
 	scratch  [maxName]byte
 	barriers []func() error
@@ -364,6 +374,7 @@ func (c *conn) close() {
 	c.s.mu.Lock()
 	delete(c.s.conns, c)
 	c.s.mu.Unlock()
+	c.s.clientMem.Add(-c.mem.Swap(0))
 	c.nc.Close()
 	c.cancel()
 	c.s.wg.Done()
@@ -475,6 +486,9 @@ func (c *conn) enqueue(e *entry, args [][]byte) {
 		return
 	}
 	c.tx.bytes += size
+	if c.account(int64(size)) != nil {
+		return // disconnected by the client-memory budget
+	}
 	own := make([][]byte, len(args))
 	buf := make([]byte, 0, size)
 	for i, a := range args {
@@ -545,7 +559,7 @@ func (c *conn) login(user string, pass []byte) bool {
 // reset is RESET: leave MULTI, go back to RESP2, forget the name and, when
 // auth is on, the user.
 func (c *conn) reset() {
-	c.tx = nil
+	c.dropTx()
 	c.tracking = tracking{}
 	c.mu.Lock()
 	defer c.mu.Unlock()

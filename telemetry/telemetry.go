@@ -27,9 +27,10 @@ import (
 
 // Telemetry owns the meter and tracer providers of one sidecar.
 type Telemetry struct {
-	Meter   metric.Meter
-	Tracer  trace.Tracer
-	Metrics http.Handler // Prometheus text exposition
+	Meter    metric.Meter
+	Tracer   trace.Tracer
+	Metrics  http.Handler        // Prometheus text exposition
+	Gatherer prometheus.Gatherer // the same metrics, for in-process readers (the status page)
 
 	meters *sdkmetric.MeterProvider
 	traces *sdktrace.TracerProvider // nil when tracing is off
@@ -48,6 +49,7 @@ func New(ctx context.Context, service, version string) (*Telemetry, error) {
 	t := &Telemetry{meters: sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp), sdkmetric.WithResource(res))}
 	t.Meter = t.meters.Meter(service)
 	t.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	t.Gatherer = reg
 	t.Tracer = noop.NewTracerProvider().Tracer(service)
 	if os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "" {
 		exp, err := otlptracehttp.New(ctx)

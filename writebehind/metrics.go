@@ -33,6 +33,12 @@ func newInstruments(m metric.Meter, stats func() Stats, health func() error) (in
 		metric.WithDescription("Failed store calls that will be retried."))
 	in.deadLetters, errs[4] = m.Int64Counter("srsproxy_drain_dead_letters",
 		metric.WithDescription("Reviews the store rejected for good, moved to the dead-letter file."))
+	// Rare events start at zero, so alerts on increase() see the first one.
+	for _, c := range []metric.Int64Counter{in.retries, in.deadLetters} {
+		if c != nil {
+			c.Add(context.Background(), 0)
+		}
+	}
 	in.fsyncs, errs[5] = m.Int64Counter("srsproxy_queue_fsyncs",
 		metric.WithDescription("Fsyncs of the queue log."))
 	depth, errs[6] = m.Int64ObservableGauge("srsproxy_queue_depth",

@@ -20,35 +20,37 @@ import (
 // Config is the sidecar's whole configuration. The zero value of each field
 // means its default; every flag has an SRSPROXY_<NAME> environment variable.
 type Config struct {
-	Listen          string        // RESP listen address
-	Redis           []string      // upstream Redis addresses
-	RedisCluster    bool          // Redis Cluster even with one seed address (several addresses always mean a cluster)
-	RedisPassword   string        //
-	RedisUsername   string        // upstream ACL user
-	RedisTLS        bool          // TLS to the upstream Redis
-	RedisTLSCA      string        // PEM file of the CA that signed the upstream's certificate ("" = system roots)
-	MySQLTLSCA      string        // PEM file of the CA for MariaDB; sets tls=srsproxy in the DSN
-	TLSCert, TLSKey string        // PEM files: serve RESP over TLS on --listen
-	RequirePassFile string        // file holding the default user's password (keeps it out of ps)
-	MaxClients      int           // client connections served at once (default 10000, below the FD limit)
-	RedisPrefix     string        // key prefix in the upstream Redis
-	CacheTTL        time.Duration // sliding expiry of an idle user-season
-	ReviewIDWindow  time.Duration // deprecated (release 1's review-id memory); accepted and ignored
-	MySQL           string        // MariaDB DSN; the database is created if missing
-	MySQLReplica    string        // optional read-only replica DSN for Safe Mode due lists and archive reads
-	QueueDir        string        // durable local queue
-	QueueMaxBytes   int64         // undrained bytes before SRS.REVIEW is refused
-	QueueMaxMemory  int64         // heap of the queue's in-memory index before SRS.REVIEW is refused
-	Fsync           string        // always | interval
-	FsyncInterval   time.Duration //
-	AdminListen     string        // HTTP health and metrics; "off" disables
-	Pprof           bool          // serve /debug/pprof/ on the admin listener
-	RequirePass     string        // password of the "default" admin user
-	Users           string        // users file: "name role password" per line
-	SidecarID       string        // recorded with each review; default host:port
-	LogFormat       string        // text | json
-	LogLevel        string        // debug | info | warn | error
-	ShutdownTimeout time.Duration // bound on the drain at shutdown
+	Listen           string        // RESP listen address
+	Redis            []string      // upstream Redis addresses
+	RedisCluster     bool          // Redis Cluster even with one seed address (several addresses always mean a cluster)
+	RedisPassword    string        //
+	RedisUsername    string        // upstream ACL user
+	RedisTLS         bool          // TLS to the upstream Redis
+	RedisTLSCA       string        // PEM file of the CA that signed the upstream's certificate ("" = system roots)
+	MySQLTLSCA       string        // PEM file of the CA for MariaDB; sets tls=srsproxy in the DSN
+	TLSCert, TLSKey  string        // PEM files: serve RESP over TLS on --listen
+	RequirePassFile  string        // file holding the default user's password (keeps it out of ps)
+	MaxClients       int           // client connections served at once (default 10000, below the FD limit)
+	MaxMemoryClients int64         // memory of all clients' buffered commands (default: a quarter of the memory limit)
+	RedisPrefix      string        // key prefix in the upstream Redis
+	CacheTTL         time.Duration // sliding expiry of an idle user-season
+	ReviewIDWindow   time.Duration // deprecated (release 1's review-id memory); accepted and ignored
+	MySQL            string        // MariaDB DSN; the database is created if missing
+	MySQLReplica     string        // optional read-only replica DSN for Safe Mode due lists and archive reads
+	QueueDir         string        // durable local queue (default: defaultQueueDir)
+	queueDirDefault  bool          // QueueDir was filled in by withDefaults
+	QueueMaxBytes    int64         // undrained bytes before SRS.REVIEW is refused
+	QueueMaxMemory   int64         // heap of the queue's in-memory index before SRS.REVIEW is refused
+	Fsync            string        // always | interval
+	FsyncInterval    time.Duration //
+	AdminListen      string        // HTTP health and metrics; "off" disables
+	Pprof            bool          // serve /debug/pprof/ on the admin listener
+	RequirePass      string        // password of the "default" admin user
+	Users            string        // users file: "name role password" per line
+	SidecarID        string        // recorded with each review; default host:port
+	LogFormat        string        // text | json
+	LogLevel         string        // debug | info | warn | error
+	ShutdownTimeout  time.Duration // bound on the drain at shutdown
 
 	RedisTimeout     time.Duration // read/write timeout of upstream calls
 	RedisPoolSize    int           // upstream connections per node; also the bound on concurrent upstream calls
@@ -87,7 +89,9 @@ func (c Config) withDefaults() Config {
 	c.RedisPrefix = cmp.Or(c.RedisPrefix, "srs")
 	c.CacheTTL = cmp.Or(c.CacheTTL, 24*time.Hour)
 	c.MySQL = cmp.Or(c.MySQL, "root@tcp(127.0.0.1:3306)/srs")
-	c.QueueDir = cmp.Or(c.QueueDir, "./data/queue")
+	if c.QueueDir == "" {
+		c.QueueDir, c.queueDirDefault = defaultQueueDir(c.Listen, os.Getenv, os.Getuid()), true
+	}
 	c.QueueMaxBytes = cmp.Or(c.QueueMaxBytes, 1<<30)
 	c.QueueMaxMemory = cmp.Or(c.QueueMaxMemory, 256<<20)
 	c.Fsync = cmp.Or(c.Fsync, "always")
@@ -144,6 +148,7 @@ func (c Config) Validate() error {
 		check(err != nil || rc.DBName != "", "--mysql-replica %q names no database", c.MySQLReplica)
 	}
 	check(c.QueueMaxBytes >= 1<<20, "--queue-max-bytes must be at least 1MiB, got %d", c.QueueMaxBytes)
+	check(c.MaxMemoryClients == 0 || c.MaxMemoryClients >= 1<<20, "--maxmemory-clients must be at least 1MiB, got %d", c.MaxMemoryClients)
 	check(c.QueueMaxMemory >= 1<<20, "--queue-max-memory must be at least 1MiB, got %d", c.QueueMaxMemory)
 	check(c.Fsync == "always" || c.Fsync == "interval", "--fsync must be always or interval, got %q", c.Fsync)
 	check(c.FsyncInterval > 0 && c.FsyncInterval <= 10*time.Second, "--fsync-interval must be in (0, 10s], got %s", c.FsyncInterval)
@@ -284,13 +289,14 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) to serve RESP over TLS on --listen; needs --tls-key")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
 	fs.IntVar(&c.MaxClients, "maxclients", 0, "client connections served at once; more are refused with 'ERR max number of clients reached' (default 10000, lowered to fit the file-descriptor limit)")
+	fs.Var(bytesFlag{&c.MaxMemoryClients}, "maxmemory-clients", "memory all client connections may hold in partial commands and MULTI queues; past it the largest are disconnected (default: a quarter of the memory limit: cgroup memory.max, GOMEMLIMIT or RAM)")
 	fs.StringVar(&c.RequirePassFile, "requirepass-file", "", "file whose first line is the default user's password (instead of --requirepass, which ps shows)")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", "", "key prefix in the upstream Redis (default srs)")
 	fs.DurationVar(&c.CacheTTL, "cache-ttl", 0, "sliding expiry of an idle user's cache entry (default 24h)")
 	fs.DurationVar(&c.ReviewIDWindow, "review-id-window", 0, "deprecated and ignored: release 2 recognises retries from the card record (docs/CORE.md)")
 	fs.StringVar(&c.MySQL, "mysql", "", "MariaDB DSN (default root@tcp(127.0.0.1:3306)/srs)")
 	fs.StringVar(&c.MySQLReplica, "mysql-replica", "", "optional read-only MariaDB replica DSN: Safe Mode SRS.DUE and archive reads go there, never the reads before a review")
-	fs.StringVar(&c.QueueDir, "queue-dir", "", "durable local queue directory (default ./data/queue)")
+	fs.StringVar(&c.QueueDir, "queue-dir", "", "durable local queue directory (default $STATE_DIRECTORY under systemd, else /var/lib/srsproxy/<port> for root, ~/.local/state/srsproxy/<port> for other users)")
 	fs.Var(bytesFlag{&c.QueueMaxBytes}, "queue-max-bytes", "undrained queue bytes before reviews are refused (default 1GiB)")
 	fs.Var(bytesFlag{&c.QueueMaxMemory}, "queue-max-memory", "heap of the queue's index of undrained reviews (~290 B each) before reviews are refused (default 256MiB)")
 	fs.StringVar(&c.Fsync, "fsync", "", "always (ack after fsync, default) or interval (ack before fsync; up to --fsync-interval of acks can be lost on power loss)")

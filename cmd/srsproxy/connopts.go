@@ -4,8 +4,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"math"
 	"net"
 	"os"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -118,4 +121,42 @@ func maxClients(c Config, log func(msg string, args ...any)) int {
 		return fit
 	}
 	return want
+}
+
+// maxMemoryClients is --maxmemory-clients, by default a quarter of the
+// process's memory limit (at least 64 MiB): the clients' buffered commands
+// cannot then take the memory the queue, the caches and the runtime need.
+func maxMemoryClients(c Config) int64 {
+	if c.MaxMemoryClients > 0 {
+		return c.MaxMemoryClients
+	}
+	return max(memoryLimit()/4, 64<<20)
+}
+
+// memoryLimit is the lowest of the cgroup's memory.max (systemd's
+// MemoryMax=, a container's limit), GOMEMLIMIT and the machine's RAM; 4 GiB
+// when none can be read.
+func memoryLimit() int64 {
+	limit := int64(math.MaxInt64)
+	if b, err := os.ReadFile("/sys/fs/cgroup/memory.max"); err == nil {
+		if n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil && n > 0 {
+			limit = min(limit, n)
+		}
+	}
+	if gl := debug.SetMemoryLimit(-1); gl > 0 {
+		limit = min(limit, gl)
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+				if kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64); err == nil {
+					limit = min(limit, kb<<10)
+				}
+			}
+		}
+	}
+	if limit == math.MaxInt64 {
+		return 4 << 30
+	}
+	return limit
 }

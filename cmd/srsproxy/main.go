@@ -24,6 +24,7 @@ import (
 	"github.com/srsproxy/srsproxy/engine"
 	"github.com/srsproxy/srsproxy/internal/dirtyset"
 	"github.com/srsproxy/srsproxy/internal/health"
+	"github.com/srsproxy/srsproxy/internal/statuspage"
 	"github.com/srsproxy/srsproxy/proxy"
 	"github.com/srsproxy/srsproxy/safemode"
 	"github.com/srsproxy/srsproxy/srs"
@@ -89,6 +90,7 @@ type Main struct {
 	tel                   *telemetry.Telemetry
 	server                *proxy.Server
 	admin                 *http.Server
+	page                  *statuspage.Page // the status page at / on the admin listener
 	done                  chan error
 	started               time.Time
 	drain                 health.DrainWatch // SRS.STATUS drain_stalled; the zero value is ready
@@ -152,6 +154,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.tel, err = telemetry.New(ctx, "srsproxy", Version); err != nil {
 		return err
 	}
+	m.page = m.newStatusPage()
 	dsn, err := mysqlDSN(c)
 	if err != nil {
 		return err
@@ -174,6 +177,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if c.Fsync == "interval" {
 		fsync = writebehind.FsyncInterval
 	}
+	if err := checkQueueDir(c.QueueDir, c.queueDirDefault); err != nil {
+		return err
+	}
 	m.queue, err = writebehind.Open(writebehind.Config{
 		Dir: c.QueueDir, Fsync: fsync, FsyncInterval: c.FsyncInterval, MaxBytes: c.QueueMaxBytes, MaxMemory: c.QueueMaxMemory,
 		Logger: m.Log, Meter: m.tel.Meter,
@@ -183,6 +189,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	if m.dirty, err = dirtyset.Open(c.QueueDir); err != nil {
 		return fmt.Errorf("queue: %w", err)
+	}
+	if err := m.diskMetrics(c.QueueDir); err != nil {
+		return err
 	}
 	upstreamTLS, err := redisTLS(c)
 	if err != nil {
@@ -243,7 +252,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	pcfg := proxy.Config{Addr: c.Listen, RequirePass: pass, Version: Version, Logger: m.Log,
-		MaxClients: maxClients(c, m.Log.Warn)}
+		MaxClients: maxClients(c, m.Log.Warn), MaxMemoryClients: maxMemoryClients(c)}
 	if c.Users != "" {
 		if pcfg.Users, err = proxy.LoadUsers(c.Users); err != nil {
 			return fmt.Errorf("--users: %w", err)
@@ -376,6 +385,7 @@ func (m *Main) tasks(c Config) []engine.Task {
 // alert (the metric is the engine's srsproxy_safe_mode gauge).
 func (m *Main) safeModeChanged(entered bool, since time.Time) {
 	c := m.Config.withDefaults()
+	m.page.SafeModeChanged(entered, since)
 	if entered {
 		m.Log.Error("SAFE MODE entered: upstream Redis unavailable; SRS.DUE served from MariaDB under rate limits",
 			"sidecar", c.SidecarID, "redis", c.Redis, "since", since)
@@ -404,20 +414,8 @@ func (m *Main) status(ctx context.Context) (commands.Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, statusBudget)
 	defer cancel()
 	c := m.Config.withDefaults()
-	q := m.queue.Stats()
+	st := m.localStatus()
 	deg := m.engine.Degraded()
-	_, stalled := m.drain.Observe(time.Now(), q.Drained, q.Depth, q.OldestAge)
-	st := commands.Status{
-		BreakerState: m.engine.BreakerState(), SafeModeSince: m.engine.SafeModeSince(),
-		DegradedRedis: deg.Redis, DegradedMariaDB: deg.MariaDB,
-		QueueDepth: q.Depth, QueueBytes: q.Bytes, QueueOldest: q.OldestAge, DrainLag: q.LastDrainLag,
-		DrainOldest: q.OldestAge, DrainStalled: stalled,
-		Drained: q.Drained, DeadLetters: q.DeadLetters, CacheMemory: -1,
-		Version: Version, Uptime: time.Since(m.started), Sidecar: c.SidecarID,
-		Errors: map[string]string{},
-	}
-	near := m.cache.NearStats()
-	st.NearUsers, st.NearBytes, st.NearHits, st.NearMisses = near.Users, near.Bytes, near.Hits, near.Misses
 	part := func(name string, timeout time.Duration, fn func(context.Context) error) bool {
 		pctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
@@ -464,6 +462,24 @@ func (m *Main) status(ctx context.Context) (commands.Status, error) {
 	return st, nil
 }
 
+// localStatus is the part of SRS.STATUS known without I/O.
+func (m *Main) localStatus() commands.Status {
+	q := m.queue.Stats()
+	deg := m.engine.Degraded()
+	_, stalled := m.drain.Observe(time.Now(), q.Drained, q.Depth, q.OldestAge)
+	near := m.cache.NearStats()
+	return commands.Status{
+		BreakerState: m.engine.BreakerState(), SafeModeSince: m.engine.SafeModeSince(),
+		DegradedRedis: deg.Redis, DegradedMariaDB: deg.MariaDB,
+		QueueDepth: q.Depth, QueueBytes: q.Bytes, QueueOldest: q.OldestAge, DrainLag: q.LastDrainLag,
+		DrainOldest: q.OldestAge, DrainStalled: stalled,
+		Drained: q.Drained, DeadLetters: q.DeadLetters, CacheMemory: -1,
+		NearUsers: near.Users, NearBytes: near.Bytes, NearHits: near.Hits, NearMisses: near.Misses,
+		Version: Version, Uptime: time.Since(m.started), Sidecar: m.Config.withDefaults().SidecarID,
+		Errors: map[string]string{},
+	}
+}
+
 // Addr is the RESP listen address (useful with port 0).
 func (m *Main) Addr() string { return m.server.Addr().String() }
 
@@ -474,6 +490,7 @@ func (m *Main) startAdmin(addr string) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.Handle("/metrics", m.tel.Metrics)
+	m.page.Register(mux) // the status page at /
 	// Profiles of the hot path (srsbench fetches CPU profiles under load).
 	if m.Config.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -540,6 +557,7 @@ func (m *Main) startAdmin(addr string) error {
 	}
 	m.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go m.admin.Serve(ln)
+	m.page.Start(context.Background())
 	return nil
 }
 
@@ -553,6 +571,7 @@ func (m *Main) Close() error {
 	var errs []error
 	if m.admin != nil {
 		errs = append(errs, m.admin.Shutdown(ctx))
+		m.page.Stop()
 	}
 	if m.server != nil {
 		errs = append(errs, m.server.Shutdown(ctx))
