@@ -29,6 +29,12 @@ type bench struct {
 
 	redis, twem, sidecar *proc
 	redisAddr, twemAddr  string
+	// aof is a private redis-server with appendfsync always: the anchor of
+	// durable reviews (HSET acknowledged after its fsync).
+	aof     *proc
+	aofAddr string
+	// mariaGate sits between the sidecar and MariaDB (gate.go).
+	mariaGate *gate
 	sidecarAddr          string
 	adminAddr            string
 	sidecarArgs          []string
@@ -142,6 +148,12 @@ func (b *bench) setup() error {
 		b.rep.Machine.Redis = v
 	}
 
+	// The durable-write anchor: Redis fsyncing every write before it answers.
+	if b.aof, b.aofAddr, err = startRedis(b.dir, "redis-aof", "--appendonly", "yes", "--appendfsync", "always"); err != nil {
+		o.logf("srsbench: redis-server with appendfsync always did not start (%v): its baseline is skipped", err)
+		b.note("Redis appendfsync-always baseline skipped: " + err.Error())
+	}
+
 	// twemproxy in front of the same Redis.
 	if bin := o.nutcrackerPath(); bin == "" {
 		o.logf("srsbench: nutcracker (twemproxy, Debian package nutcracker) is not installed: the twemproxy baseline is skipped. Install it with: apt-get install -y nutcracker")
@@ -203,7 +215,14 @@ func (b *bench) startSidecar() error {
 	if b.adminAddr, err = freeAddr(); err != nil {
 		return err
 	}
-	b.sidecarArgs = []string{"--mysql", b.dsn.FormatDSN(), "--redis", b.redisAddr,
+	if b.mariaGate == nil {
+		if b.mariaGate, err = newGate(b.dsn.Addr); err != nil {
+			return err
+		}
+	}
+	viaGate := *b.dsn
+	viaGate.Addr = b.mariaGate.addr()
+	b.sidecarArgs = []string{"--mysql", viaGate.FormatDSN(), "--redis", b.redisAddr,
 		"--redis-prefix", b.o.Prefix, "--queue-dir", filepath.Join(b.dir, "queue"),
 		"--sidecar-id", "srsbench", "--log-level", "warn"}
 	args := append([]string{"--listen", b.sidecarAddr, "--admin-listen", b.adminAddr, "--pprof"}, b.sidecarArgs...)
@@ -236,7 +255,9 @@ func (b *bench) cleanup() {
 		b.baseDB.Close()
 	}
 	b.sidecar.stop(30 * time.Second)
+	b.mariaGate.close()
 	b.twem.stop(5 * time.Second)
+	b.aof.stop(5 * time.Second)
 	if b.o.Redis != "" && b.redisAddr != "" {
 		if err := deleteKeys(b.redisAddr, b.o.Prefix); err != nil {
 			b.o.logf("srsbench: cleaning %s:* from %s: %v", b.o.Prefix, b.redisAddr, err)
@@ -344,6 +365,9 @@ func (b *bench) seedScale(sc scale) (*dataset, error) {
 	if err := seedRedis(b.ctx, cache, ds, 0, ds.Cached, 4); err != nil {
 		return nil, err
 	}
+	if err := seedAnchor(b.redisAddr, o.Prefix, ds); err != nil {
+		return nil, fmt.Errorf("seed the raw Redis baseline's sorted sets: %w", err)
+	}
 	seed.RedisSeconds = time.Since(t0).Seconds()
 	seed.RedisCardsPerSecond = float64(ds.Cached*ds.CardsPerUser) / seed.RedisSeconds
 	o.logf("  %.1fs, %.0f cards/s", seed.RedisSeconds, seed.RedisCardsPerSecond)
@@ -407,6 +431,11 @@ func (b *bench) measure(ds *dataset, scenario, mode, target string, conns int, r
 			return nil, nil
 		}
 		d = newRedisDriver(b.twemAddr, b.o.Prefix, ds)
+	case targetRedisAOF:
+		if b.aof == nil {
+			return nil, nil
+		}
+		d = newAOFDriver(b.aofAddr, b.o.Prefix, ds)
 	case targetMariaDB:
 		b.baseDB.SetMaxOpenConns(min(conns, maxMariaConns))
 		b.baseDB.SetMaxIdleConns(min(conns, maxMariaConns))
@@ -602,6 +631,9 @@ func (b *bench) scaleRuns(sc scale, ds *dataset) error {
 		var err error
 		if w.scenario == "review" && w.mode == "closed" {
 			err = b.withProfile("review", run)
+			if err == nil {
+				_, err = b.measure(ds, "review", "closed", targetRedisAOF, w.conns, 0)
+			}
 		} else {
 			err = run()
 		}
@@ -611,6 +643,9 @@ func (b *bench) scaleRuns(sc scale, ds *dataset) error {
 		if _, err := b.waitDrained(2 * time.Minute); err != nil {
 			return err
 		}
+	}
+	if err := b.drainBacklog(ds); err != nil {
+		return err
 	}
 	if err := b.mixedOpen(ds); err != nil {
 		return err
@@ -698,6 +733,61 @@ func (b *bench) reviewLogRows(season string) (int64, error) {
 	var n int64
 	err := b.admin.QueryRowContext(b.ctx, "SELECT COUNT(*) FROM review_log WHERE season = ?", season).Scan(&n)
 	return n, err
+}
+
+// drainBacklog measures the drain flat out: with the sidecar's MariaDB link
+// cut, a closed-loop review load fills the queue (reviews are acknowledged
+// from the cache and the queue alone); then the link is restored and the
+// drained counter of SRS.STATUS is sampled until the queue is empty. The
+// rate counts from the first drained batch, so the time the sidecar takes to
+// notice MariaDB is back is left out.
+func (b *bench) drainBacklog(ds *dataset) error {
+	o := b.o
+	b.mariaGate.setCut(true)
+	d := &sidecarDriver{addr: b.sidecarAddr, ds: ds, scenario: "review"}
+	res, err := runLoad(b.ctx, d, loadSpec{Mode: "closed", Conns: o.ConnsLow, Warmup: o.Warmup, Duration: 2 * o.Duration})
+	if err != nil {
+		b.mariaGate.setCut(false)
+		return fmt.Errorf("review load with the drain held: %w", err)
+	}
+	st, err := b.status()
+	if err != nil {
+		b.mariaGate.setCut(false)
+		return err
+	}
+	queued, start := asInt(st["queue_depth"]), asInt(st["drained"])
+	b.mariaGate.setCut(false)
+	o.logf("  drain backlog: %d reviews queued with MariaDB cut (%.0f req/s acknowledged, %d errors); draining…", queued, res.Throughput, res.Errors)
+	var first time.Time
+	var firstDrained int64
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		st, err := b.status()
+		if err != nil {
+			return err
+		}
+		drained := asInt(st["drained"])
+		if first.IsZero() && drained > start {
+			first, firstDrained = time.Now(), drained
+		}
+		if asInt(st["queue_depth"]) == 0 && !first.IsZero() {
+			secs := time.Since(first).Seconds()
+			rows := drained - firstDrained
+			if secs > 0 && rows > 0 {
+				b.rep.System.DrainBacklog = DrainBacklog{Rows: drained - start, Seconds: secs, RowsPerSecond: float64(rows) / secs}
+				o.logf("  drained %d rows, %.0f rows/s", drained-start, float64(rows)/secs)
+			}
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("backlog of %d reviews not drained in 5 minutes", queued)
+		}
+		select {
+		case <-b.ctx.Done():
+			return b.ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // mixedOpen runs the mixed scenario open loop at the high connection count

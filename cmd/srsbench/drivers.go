@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/srsproxy/srsproxy/srs"
@@ -17,6 +18,7 @@ const (
 	targetRedis     = "redis"
 	targetTwemproxy = "twemproxy"
 	targetMariaDB   = "mariadb"
+	targetRedisAOF  = "redis-aof" // redis-server with appendfsync always: HSET of a card record
 )
 
 // sessionSize is the reviews of the session scenario, sent in one pipeline.
@@ -184,20 +186,108 @@ func (w *sidecarWorker) mixed() (int, error) {
 
 // redisDriver reads the due index the way an app without the sidecar would:
 // ZRANGEBYSCORE key -inf now LIMIT 0 20 on the user's sorted set, member =
-// question UUID, score = due ms. The keys are the sidecar's own due sets, so
-// the data is the same to the byte.
+// question UUID, score = due ms. seedAnchor writes these sets from the same
+// cards the sidecar holds (the sidecar itself keeps no due set).
 type redisDriver struct {
 	addr string
 	keys []string
+}
+
+// anchorKey is a cached user's sorted set for the raw Redis baseline.
+func anchorKey(prefix string, ds *dataset, player string) string {
+	return prefix + ":raw:{" + ds.Season + "|" + player + "}"
 }
 
 func newRedisDriver(addr, prefix string, ds *dataset) *redisDriver {
 	names := ds.cachedPlayers()
 	keys := make([]string, len(names))
 	for u, p := range names {
-		keys[u] = prefix + ":{" + ds.Season + "|" + p + "}:d"
+		keys[u] = anchorKey(prefix, ds, p)
 	}
 	return &redisDriver{addr: addr, keys: keys}
+}
+
+// seedAnchor writes every cached user's due set for the raw baseline, in
+// pipelines of 64 ZADDs of a whole user each.
+func seedAnchor(addr, prefix string, ds *dataset) error {
+	c, err := dialRESP(addr, 30*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	names := ds.cachedPlayers()
+	for lo := 0; lo < len(names); lo += 64 {
+		hi := min(lo+64, len(names))
+		for u := lo; u < hi; u++ {
+			args := make([]string, 0, 2+2*ds.CardsPerUser)
+			args = append(args, "ZADD", anchorKey(prefix, ds, names[u]))
+			for _, card := range ds.userCards(u) {
+				args = append(args, strconv.FormatInt(card.Due, 10), card.QuestionID)
+			}
+			c.send(args...)
+		}
+		if err := c.flush(); err != nil {
+			return err
+		}
+		for u := lo; u < hi; u++ {
+			if err := c.skip(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// aofDriver is the durable-write baseline: HSET of a card-sized value into a
+// user's hash on a redis-server that fsyncs every write before answering
+// (appendfsync always), what an app writing reviews to Redis durably pays.
+type aofDriver struct {
+	addr  string
+	keys  []string
+	ds    *dataset
+	value string
+}
+
+func newAOFDriver(addr, prefix string, ds *dataset) *aofDriver {
+	d := newRedisDriver(addr, prefix, ds)
+	return &aofDriver{addr: addr, keys: d.keys, ds: ds, value: strings.Repeat("r", 41)} // a format-3 record's size
+}
+
+func (d *aofDriver) kinds() []string { return []string{"review"} }
+
+func (d *aofDriver) newWorker(_ context.Context, i int) (worker, error) {
+	c, err := dialRESP(d.addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	return &aofWorker{d: d, c: c, rng: seedOf(i)}, nil
+}
+
+type aofWorker struct {
+	d   *aofDriver
+	c   *respConn
+	rng stream
+}
+
+func (w *aofWorker) Close() error { return w.c.Close() }
+
+func (w *aofWorker) reconnect() error {
+	w.c.Close()
+	c, err := dialRESP(w.d.addr, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	w.c = c
+	return nil
+}
+
+func (w *aofWorker) do(_ context.Context) (int, error) {
+	u := w.rng.intn(len(w.d.keys))
+	w.c.send("HSET", w.d.keys[u], w.d.ds.question(u, w.rng.intn(w.d.ds.CardsPerUser)), w.d.value)
+	if err := w.c.flush(); err != nil {
+		return 0, err
+	}
+	return 0, w.c.skip()
 }
 
 func (d *redisDriver) kinds() []string { return []string{"due"} }
