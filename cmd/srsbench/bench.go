@@ -34,10 +34,10 @@ type bench struct {
 	aof     *proc
 	aofAddr string
 	// mariaGate sits between the sidecar and MariaDB (gate.go).
-	mariaGate *gate
-	sidecarAddr          string
-	adminAddr            string
-	sidecarArgs          []string
+	mariaGate   *gate
+	sidecarAddr string
+	adminAddr   string
+	sidecarArgs []string
 
 	rep     *Report
 	seasons []*dataset
