@@ -152,18 +152,18 @@ func (c *Cache) Close() error {
 // Ping checks that Redis answers.
 func (c *Cache) Ping(ctx context.Context) error { return c.rdb.Ping(ctx).Err() }
 
-// keys are the user-season's card hash and version, generation 3 (format-3
+// keys are the user-season's card hash, version and labels, generation 3 (format-3
 // records; docs/CORE.md §1). The suffix keeps them apart from release 1's
 // and release 2's keys.
 func (c *Cache) keys(season, player string) []string {
 	return UserKeys(c.opts.Prefix, season, player)
 }
 
-// UserKeys names a user-season's two keys under prefix, the card hash and
-// its version, for tools and tests that inspect the cache.
+// UserKeys names a user-season's three keys under prefix, the card hash,
+// its version and its labels, for tools and tests that inspect the cache.
 func UserKeys(prefix, season, player string) []string {
 	base := prefix + ":{" + season + "|" + player + "}:"
-	return []string{base + "c3", base + "v3"}
+	return []string{base + "c3", base + "v3", base + "l3"}
 }
 
 // legacyKeys are the keys earlier releases kept for a user-season (release
@@ -254,17 +254,18 @@ func (c *Cache) fetch(ctx context.Context, season, player string) (*userEntry, e
 		return nil, nil
 	}
 	parts, ok := v.([]any)
-	if !ok || len(parts) != 2 {
+	if !ok || len(parts) != 3 {
 		return nil, fmt.Errorf("redis fetch: unexpected reply %T", v)
 	}
 	version, _ := parts[0].(int64)
 	pairs, _ := parts[1].([]any)
+	labels, _ := parts[2].(string)
 	fields := make(map[string]string, len(pairs)/2)
 	for i := 0; i+1 < len(pairs); i += 2 {
 		f, _ := pairs[i].(string)
 		fields[f], _ = pairs[i+1].(string)
 	}
-	e, err := newEntry(key, season, player, version, c.nowMS(), fields)
+	e, err := newEntry(key, season, player, version, c.nowMS(), fields, labels)
 	if err != nil {
 		return nil, fmt.Errorf("redis fetch %s/%s: %w", season, player, err)
 	}
@@ -360,23 +361,20 @@ func (c *Cache) newLoad(season, player string, cards []srs.Card) (userLoad, erro
 	// passes integers through doubles, exact only up to 2^53.
 	version := rand.Int64N(1<<52) + 1
 	hdr := newHeader(string(epoch[:]), now)
-	var sets []labelSet
-	seen := map[labelSet]bool{}
+	pending := map[string]int{}
+	var labels []string
 	for _, card := range cards {
-		if l := labelsOf(card); !seen[l] {
-			seen[l] = true
-			sets = append(sets, l)
-		}
+		hdr.positions(labelsOf(card), pending, &labels)
 	}
-	if _, err := hdr.add(sets); err != nil {
+	if err := hdr.add(labels); err != nil {
 		return userLoad{}, err
 	}
 	fields := make(map[string]string, len(cards)+1)
-	fields[""] = hdr.raw
-	args := make([]any, 0, 3+2*len(cards))
-	args = append(args, ms(c.opts.TTL), version, hdr.raw)
+	fields[""] = hdr.field()
+	args := make([]any, 0, 4+2*len(cards))
+	args = append(args, ms(c.opts.TTL), version, fields[""], hdr.dict)
 	for _, card := range cards {
-		rec, err := encodeRecord(hdr, hdr.index[labelsOf(card)], card)
+		rec, err := encodeRecord(hdr, hdr.positions(labelsOf(card), pending, &labels), card)
 		if err != nil {
 			return userLoad{}, err
 		}
@@ -384,7 +382,7 @@ func (c *Cache) newLoad(season, player string, cards []srs.Card) (userLoad, erro
 		fields[m] = string(rec)
 		args = append(args, m, fields[m])
 	}
-	e, err := newEntry(nearKey(season, player), season, player, version, now, fields)
+	e, err := newEntry(nearKey(season, player), season, player, version, now, fields, hdr.dict)
 	if err != nil {
 		return userLoad{}, err
 	}

@@ -47,7 +47,7 @@ func card(q, subject string, due int64) srs.Card {
 	}
 }
 
-// testHeader is a header of a fixed epoch and base, with no label sets.
+// testHeader is a header of a fixed epoch and base, with no labels.
 func testHeader() *header { return newHeader("EPOCH-01", 1_764_000_000_000) }
 
 func TestCodecRoundTrip(t *testing.T) {
@@ -60,14 +60,12 @@ func TestCodecRoundTrip(t *testing.T) {
 		{Season: "S", Player: "p", QuestionID: "q", Schedule: srs.Schedule{State: srs.StateLearning, Step: 200, Due: 9, LastReview: 3, Reps: 1}},
 		card("q2", "", -5),
 	} {
-		li, ok := h.index[labelsOf(c)]
-		if !ok {
-			li = len(h.labels)
-			if _, err := h.add([]labelSet{labelsOf(c)}); err != nil {
-				t.Fatal(err)
-			}
+		var missing []string
+		at := h.positions(labelsOf(c), map[string]int{}, &missing)
+		if err := h.add(missing); err != nil {
+			t.Fatal(err)
 		}
-		v, err := encodeRecord(h, li, c)
+		v, err := encodeRecord(h, at, c)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -79,37 +77,42 @@ func TestCodecRoundTrip(t *testing.T) {
 			t.Errorf("round trip: got %+v want %+v", got, c)
 		}
 	}
-	again, err := decodeHeader(h.raw)
+	again, err := decodeHeader(h.field(), h.dict)
 	if err != nil || again.epoch != h.epoch || again.base != h.base || !slices.Equal(again.labels, h.labels) {
 		t.Fatalf("header round trip: %+v %v", again, err)
 	}
-	if _, err := decodeRecord(h, "s", "p", "q", []byte{0, 0x40, 5}); err == nil {
+	if _, err := decodeRecord(h, "s", "p", "q", []byte{0, 0, 0, 0x40, 5}); err == nil {
 		t.Error("truncated value decoded without error")
 	}
-	if _, err := decodeRecord(h, "s", "p", "q", []byte{99, 0, 5}); err == nil {
-		t.Error("a record naming a label set the header lacks decoded without error")
+	if _, err := decodeRecord(h, "s", "p", "q", []byte{0, 99, 0, 0, 5}); err == nil {
+		t.Error("a record naming a label the header lacks decoded without error")
 	}
 }
 
 // The record sizes docs/CORE.md states: a reviewed card with labels and a
-// blank new card; with a 16-byte UUID field they stay under 64 bytes of
-// listpack per card.
+// blank new card; with a 16-byte UUID field a reviewed card stays under 64
+// bytes of listpack.
 func TestRecordSize(t *testing.T) {
 	t.Parallel()
 	h := testHeader()
-	if _, err := h.add([]labelSet{{"mathematics", "fractions", "grade-7"}}); err != nil {
+	if err := h.add([]string{"mathematics", "fractions", "grade-7"}); err != nil {
 		t.Fatal(err)
 	}
 	c := card("q", "mathematics", h.base+40*86400000)
 	c.Topic, c.Stage = "fractions", "grade-7"
 	c.LastID, c.Recall = srs.ReviewHash("review-1"), 0.8
-	v, err := encodeRecord(h, 0, c)
-	if err != nil || len(v) != 41 {
-		t.Fatalf("reviewed card: %d bytes (%v), want 41", len(v), err)
+	v, err := encodeRecord(h, [3]int{0, 1, 2}, c)
+	if err != nil || len(v) != 43 {
+		t.Fatalf("reviewed card: %d bytes (%v), want 43", len(v), err)
+	}
+	imported := c // a card never reviewed through this release: no id hash, no recall
+	imported.LastID, imported.Recall = 0, 0
+	if v, err := encodeRecord(h, [3]int{0, 1, 2}, imported); err != nil || len(v) != 31 {
+		t.Fatalf("card without a last review id: %d bytes (%v), want 31", len(v), err)
 	}
 	blank := srs.Card{Schedule: srs.Schedule{Due: h.base + 1000}}
-	if v, err := encodeRecord(h, 0, blank); err != nil || len(v) != 4 {
-		t.Fatalf("blank new card: %d bytes (%v), want 4", len(v), err)
+	if v, err := encodeRecord(h, [3]int{}, blank); err != nil || len(v) != 6 {
+		t.Fatalf("blank new card: %d bytes (%v), want 6", len(v), err)
 	}
 }
 
@@ -293,20 +296,20 @@ func TestUUIDQuestionsThroughScripts(t *testing.T) {
 // they accept re-encodes to a record of the same card.
 func FuzzDecodeRecord(f *testing.F) {
 	h := testHeader()
-	if _, err := h.add([]labelSet{{"math", "t", "s"}, {}}); err != nil {
+	if err := h.add([]string{"math", "t", "s", ""}); err != nil {
 		f.Fatal(err)
 	}
 	for _, c := range []srs.Card{card("q", "math", 5), {Topic: "t", Stage: "s"}, {Schedule: srs.Schedule{Due: 7}}} {
 		c.LastID, c.Recall = 42, 0.5
-		b, _ := encodeRecord(h, 0, c)
+		b, _ := encodeRecord(h, h.positions(labelsOf(c), nil, nil), c)
 		f.Add(b, false)
 	}
-	f.Add([]byte(h.raw), true)
+	f.Add([]byte(h.field()+h.dict), true)
 	f.Add([]byte{}, false)
 	f.Add([]byte{1, 0}, true)
 	f.Fuzz(func(t *testing.T, b []byte, asHeader bool) {
 		if asHeader {
-			if _, err := decodeHeader(string(b)); err != nil && !errors.Is(err, errBadValue) {
+			if _, err := decodeHeader(string(b[:min(len(b), 10)]), string(b[min(len(b), 10):])); err != nil && !errors.Is(err, errBadValue) {
 				t.Fatalf("error %v does not wrap errBadValue", err)
 			}
 			return
@@ -318,8 +321,8 @@ func FuzzDecodeRecord(f *testing.F) {
 			}
 			return
 		}
-		li, _ := recordLabels(string(b))
-		again, err := encodeRecord(h, li, c)
+		at := h.positions(labelsOf(c), nil, nil)
+		again, err := encodeRecord(h, at, c)
 		if err != nil {
 			t.Fatalf("a decoded record does not encode: %+v %v", c, err)
 		}
@@ -327,7 +330,7 @@ func FuzzDecodeRecord(f *testing.F) {
 		if err != nil || c2 != c {
 			t.Fatalf("%x decodes to %+v, which encodes to %x, which decodes to %+v (%v)", b, c, again, c2, err)
 		}
-		if third, _ := encodeRecord(h, li, c2); !bytes.Equal(third, again) {
+		if third, _ := encodeRecord(h, at, c2); !bytes.Equal(third, again) {
 			t.Fatalf("encoding not stable: %x then %x", again, third)
 		}
 	})
@@ -339,7 +342,7 @@ func FuzzDecodeRecord(f *testing.F) {
 func TestOtherFormatsRefused(t *testing.T) {
 	t.Parallel()
 	for _, v := range []string{"", "\x01\x00\x02\x00", "\x02\x04math\x02\x00", "\x03short"} {
-		if _, err := decodeHeader(v); !errors.Is(err, errBadValue) {
+		if _, err := decodeHeader(v, ""); !errors.Is(err, errBadValue) {
 			t.Errorf("header %q: %v", v, err)
 		}
 	}

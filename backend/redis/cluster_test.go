@@ -132,8 +132,8 @@ func TestClusterLoadManyClearSeasonMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if deleted != 60*2+1 {
-		t.Errorf("ClearSeason deleted %d keys, want %d (2 per user and the registry)", deleted, 60*2+1)
+	if deleted != 60*3+1 {
+		t.Errorf("ClearSeason deleted %d keys, want %d (3 per user and the registry)", deleted, 60*3+1)
 	}
 	for m, n := range seasonKeys(t, cl, c.opts.Prefix, season) {
 		if n != 0 {

@@ -11,29 +11,35 @@ import (
 	"github.com/srsproxy/srsproxy/srs"
 )
 
-// Generation 3 stores a user-season as one hash: a header field "" and one
-// field per card (docs/CORE.md §1, "Generation 3").
+// Generation 3 stores a user-season as one hash, a header field "" and one
+// field per card, and a labels string beside it (docs/CORE.md §1,
+// "Generation 3").
 //
 // Header (field ""), format 3:
 //
 //	[0]      format version (3)
-//	[1..8]   epoch: 8 bytes, new at every load; a record's label index and
-//	         relative times mean something only within its epoch
+//	[1..8]   epoch: 8 bytes, new at every load; a record's label positions
+//	         and relative times mean something only within its epoch
 //	         base: zig-zag varint, unix ms; times are stored relative to it
-//	         label sets: (subject, topic, stage), each u8 length + bytes,
-//	         appended, never rewritten within an epoch; a record names its
-//	         set by position
+//
+// Labels (their own key): the distinct subjects, topics and stages of the
+// student's cards, each u8 length + bytes, appended, never rewritten within
+// an epoch; a record names them by position. They live outside the hash
+// because a value over hash-max-listpack-value would turn the whole hash
+// from a listpack into a hashtable (113 instead of ~64 bytes per card).
 //
 // Record (a card's field value):
 //
-//	labels     uvarint, index of the card's label set in the header
-//	state/step u8: state << 6 | step; step 63 means a uvarint step follows
+//	labels     subject, topic, stage: uvarint positions in the labels
+//	state/step u8: state << 6 | has last id << 5 | has recall << 4 | step;
+//	           step 15 means a uvarint step follows
 //	blank new card (state new, nothing else set): due − base, zig-zag; end
 //	otherwise: stability, difficulty f64 (little endian),
 //	           last review − base, due − last review (zig-zag varints),
-//	           reps, lapses (uvarints), last review id hash u64, recall f32
+//	           reps, lapses (uvarints), then if flagged the last review id
+//	           hash u64 and the recall f32
 //
-// A reviewed card with labels takes about 41 bytes, a blank new one 7; the
+// A reviewed card with labels takes about 43 bytes, a blank new one 6; the
 // question id (hash field) takes 16 bytes when it is a canonical UUID.
 const formatVersion = 3
 
@@ -43,8 +49,15 @@ const epochLen = 8
 // maxLabel is the longest subject, topic or stage the format can hold.
 const maxLabel = math.MaxUint8
 
-// longStep marks a learning step too large for the state/step byte.
-const longStep = 63
+// The state/step byte: the state in the top two bits, then whether the
+// last review id hash and the recall follow (cards never reviewed through
+// this release, imported ones among them, have neither), then the step.
+const (
+	flagLastID = 1 << 5
+	flagRecall = 1 << 4
+	stepMask   = 0x0f
+	longStep   = stepMask // a larger step follows as a uvarint
+)
 
 var errBadValue = errors.New("malformed cached card")
 
@@ -53,61 +66,96 @@ type labelSet struct{ Subject, Topic, Stage string }
 
 func labelsOf(c srs.Card) labelSet { return labelSet{c.Subject, c.Topic, c.Stage} }
 
-// header is a decoded header field.
+func (l labelSet) each() [3]string { return [3]string{l.Subject, l.Topic, l.Stage} }
+
+// header is a decoded header field and labels string.
 type header struct {
 	epoch  string // epochLen bytes
 	base   int64
-	labels []labelSet
-	index  map[labelSet]int
-	raw    string // the stored bytes, for the length check of a dictionary append
+	labels []string
+	index  map[string]int
+	dict   string // the labels as stored, for the length check of an append
 }
 
 func newHeader(epoch string, base int64) *header {
-	h := &header{epoch: epoch, base: base, index: map[labelSet]int{}}
-	b := append([]byte{formatVersion}, epoch...)
-	h.raw = string(binary.AppendVarint(b, base))
-	return h
+	return &header{epoch: epoch, base: base, index: map[string]int{}}
 }
 
-// appendLabelSet encodes a label set as the header stores it.
-func appendLabelSet(b []byte, l labelSet) ([]byte, error) {
-	for _, s := range [...]string{l.Subject, l.Topic, l.Stage} {
-		if len(s) > maxLabel {
-			return nil, fmt.Errorf("label %q… longer than %d bytes", s[:16], maxLabel)
-		}
-		b = append(b, byte(len(s)))
-		b = append(b, s...)
+// field is the header's hash field value.
+func (h *header) field() string {
+	b := append([]byte{formatVersion}, h.epoch...)
+	return string(binary.AppendVarint(b, h.base))
+}
+
+// appendLabel encodes a label as the header stores it.
+func appendLabel(b []byte, l string) ([]byte, error) {
+	if len(l) > maxLabel {
+		return nil, fmt.Errorf("label %q… longer than %d bytes", l[:16], maxLabel)
 	}
-	return b, nil
+	b = append(b, byte(len(l)))
+	return append(b, l...), nil
 }
 
-// add appends label sets to the header (in memory) and returns their bytes.
-func (h *header) add(sets []labelSet) (string, error) {
-	var suffix []byte
-	for _, l := range sets {
+// encodeLabels encodes labels as a header suffix.
+func encodeLabels(labels []string) (string, error) {
+	var b []byte
+	for _, l := range labels {
 		var err error
-		if suffix, err = appendLabelSet(suffix, l); err != nil {
+		if b, err = appendLabel(b, l); err != nil {
 			return "", err
 		}
 	}
-	for _, l := range sets {
+	return string(b), nil
+}
+
+// add appends labels to the header (in memory).
+func (h *header) add(labels []string) error {
+	suffix, err := encodeLabels(labels)
+	if err != nil {
+		return err
+	}
+	for _, l := range labels {
 		h.index[l] = len(h.labels)
 		h.labels = append(h.labels, l)
 	}
-	h.raw += string(suffix)
-	return string(suffix), nil
+	h.dict += suffix
+	return nil
 }
 
-// decodeHeader reads a header field. Any value that is not exactly one
-// format-3 header is an error wrapping errBadValue.
-func decodeHeader(v string) (*header, error) {
-	r := reader{b: []byte(v)}
+// positions returns the header positions of a card's labels; missing lists
+// the labels the header lacks (each once), numbered after the header's own
+// and those in pending, which it extends.
+func (h *header) positions(l labelSet, pending map[string]int, missing *[]string) [3]int {
+	var at [3]int
+	for i, s := range l.each() {
+		p, ok := h.index[s]
+		if !ok {
+			if p, ok = pending[s]; !ok {
+				p = len(h.labels) + len(*missing)
+				pending[s] = p
+				*missing = append(*missing, s)
+			}
+		}
+		at[i] = p
+	}
+	return at
+}
+
+// decodeHeader reads a header field and its labels. Any value that is not
+// exactly one format-3 header, or labels that are not a list of labels, is
+// an error wrapping errBadValue.
+func decodeHeader(field, dict string) (*header, error) {
+	r := reader{b: []byte(field)}
 	if f := r.byte(); r.err != nil || f != formatVersion {
 		return nil, fmt.Errorf("%w: header format %d", errBadValue, f)
 	}
-	h := &header{epoch: string(r.fixed(epochLen)), base: r.varint(), index: map[labelSet]int{}, raw: v}
+	h := &header{epoch: string(r.fixed(epochLen)), base: r.varint(), index: map[string]int{}, dict: dict}
+	if r.err == nil && len(r.b) != 0 {
+		r.err = errBadValue
+	}
+	r.b = []byte(dict)
 	for r.err == nil && len(r.b) > 0 {
-		l := labelSet{r.label(), r.label(), r.label()}
+		l := r.label()
 		if _, dup := h.index[l]; !dup {
 			h.index[l] = len(h.labels)
 		}
@@ -119,9 +167,9 @@ func decodeHeader(v string) (*header, error) {
 	return h, nil
 }
 
-// encodeRecord packs the schedule of c against h; labels is the index of the
-// card's label set in h.
-func encodeRecord(h *header, labels int, c srs.Card) ([]byte, error) {
+// encodeRecord packs the schedule of c against h; labels are the header
+// positions of its subject, topic and stage.
+func encodeRecord(h *header, labels [3]int, c srs.Card) ([]byte, error) {
 	if c.State < 0 || c.State > srs.StateRelearning || c.Step < 0 || c.Reps < 0 || c.Lapses < 0 {
 		return nil, fmt.Errorf("card %s/%s: state, step, reps or lapses out of range", c.Player, c.QuestionID)
 	}
@@ -129,11 +177,21 @@ func encodeRecord(h *header, labels int, c srs.Card) ([]byte, error) {
 		return nil, fmt.Errorf("card %s/%s: a non-finite stability, difficulty or recall", c.Player, c.QuestionID)
 	}
 	b := make([]byte, 0, 48)
-	b = binary.AppendUvarint(b, uint64(labels))
+	for _, l := range labels {
+		b = binary.AppendUvarint(b, uint64(l))
+	}
+	recall := math.Float32bits(float32(c.Recall))
+	ss := byte(c.State) << 6
+	if c.LastID != 0 {
+		ss |= flagLastID
+	}
+	if recall != 0 {
+		ss |= flagRecall
+	}
 	if c.Step < longStep {
-		b = append(b, byte(c.State)<<6|byte(c.Step))
+		b = append(b, ss|byte(c.Step))
 	} else {
-		b = append(b, byte(c.State)<<6|longStep)
+		b = append(b, ss|longStep)
 		b = binary.AppendUvarint(b, uint64(c.Step))
 	}
 	if isBlank(c.Schedule) {
@@ -145,8 +203,12 @@ func encodeRecord(h *header, labels int, c srs.Card) ([]byte, error) {
 	b = binary.AppendVarint(b, c.Due-c.LastReview)
 	b = binary.AppendUvarint(b, uint64(c.Reps))
 	b = binary.AppendUvarint(b, uint64(c.Lapses))
-	b = binary.LittleEndian.AppendUint64(b, c.LastID)
-	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(c.Recall)))
+	if c.LastID != 0 {
+		b = binary.LittleEndian.AppendUint64(b, c.LastID)
+	}
+	if recall != 0 {
+		b = binary.LittleEndian.AppendUint32(b, recall)
+	}
 	return b, nil
 }
 
@@ -157,9 +219,9 @@ func isBlank(s srs.Schedule) bool {
 		!math.Signbit(s.Stability) && !math.Signbit(s.Difficulty)
 }
 
-// recordLabels reads only the label-set index of a record (due lists filter
-// by subject without decoding the rest).
-func recordLabels(v string) (int, bool) {
+// recordSubject reads only the subject's position of a record (due lists
+// filter by subject without decoding the rest).
+func recordSubject(v string) (int, bool) {
 	n, k := uvarintString(v)
 	return int(n), k > 0 && n <= math.MaxInt32
 }
@@ -180,20 +242,23 @@ func uvarintString(v string) (uint64, int) {
 
 // decodeRecord unpacks a record of h; season, player and question come from
 // the key and field. Any value that is not exactly one format-3 record whose
-// label set h holds is an error wrapping errBadValue.
+// labels h holds is an error wrapping errBadValue.
 func decodeRecord(h *header, season, player, question string, v []byte) (srs.Card, error) {
 	r := reader{b: v}
 	c := srs.Card{Season: season, Player: player, QuestionID: question}
-	li := r.uvarint()
-	if r.err == nil && li >= len(h.labels) {
-		r.err = fmt.Errorf("%w: label set %d of %d", errBadValue, li, len(h.labels))
+	var labels [3]string
+	for i := range labels {
+		li := r.uvarint()
+		if r.err == nil && li >= len(h.labels) {
+			r.err = fmt.Errorf("%w: label %d of %d", errBadValue, li, len(h.labels))
+		}
+		if r.err == nil {
+			labels[i] = h.labels[li]
+		}
 	}
-	if r.err == nil {
-		l := h.labels[li]
-		c.Subject, c.Topic, c.Stage = l.Subject, l.Topic, l.Stage
-	}
+	c.Subject, c.Topic, c.Stage = labels[0], labels[1], labels[2]
 	ss := r.byte()
-	c.State, c.Step = srs.State(ss>>6), int(ss&longStep)
+	c.State, c.Step = srs.State(ss>>6), int(ss&stepMask)
 	if c.Step == longStep {
 		if c.Step = r.uvarint(); r.err == nil && c.Step < longStep {
 			r.err = errBadValue // not the canonical encoding
@@ -201,6 +266,9 @@ func decodeRecord(h *header, season, player, question string, v []byte) (srs.Car
 	}
 	if r.err == nil && c.State == srs.StateNew && len(r.b) < 16 {
 		c.Due = h.base + r.varint()
+		if ss&(flagLastID|flagRecall) != 0 {
+			r.err = errBadValue // a blank card has neither
+		}
 	} else {
 		c.Stability = r.float()
 		c.Difficulty = r.float()
@@ -208,8 +276,17 @@ func decodeRecord(h *header, season, player, question string, v []byte) (srs.Car
 		c.Due = c.LastReview + r.varint()
 		c.Reps = r.uvarint()
 		c.Lapses = r.uvarint()
-		c.LastID = binary.LittleEndian.Uint64(r.fixed(8))
-		c.Recall = float64(math.Float32frombits(binary.LittleEndian.Uint32(r.fixed(4))))
+		if ss&flagLastID != 0 {
+			if c.LastID = binary.LittleEndian.Uint64(r.fixed(8)); c.LastID == 0 {
+				r.err = errBadValue // not the canonical encoding
+			}
+		}
+		if ss&flagRecall != 0 {
+			bits := binary.LittleEndian.Uint32(r.fixed(4))
+			if c.Recall = float64(math.Float32frombits(bits)); bits == 0 {
+				r.err = errBadValue
+			}
+		}
 		if r.err == nil && isBlank(c.Schedule) {
 			r.err = errBadValue // a blank card has the short form
 		}

@@ -155,18 +155,19 @@ type userEntry struct {
 type slot struct {
 	member, record string
 	due            int64
-	labels         int32
+	subject        int32 // the subject's position in the header
+	maxLabel       int32 // the highest label position the record names
 }
 
-// newEntry builds a snapshot from a user's fields (header included).
-func newEntry(key, season, player string, version, now int64, fields map[string]string) (*userEntry, error) {
-	hdr, err := decodeHeader(fields[""])
+// newEntry builds a snapshot from a user's fields (header included) and labels.
+func newEntry(key, season, player string, version, now int64, fields map[string]string, labels string) (*userEntry, error) {
+	hdr, err := decodeHeader(fields[""], labels)
 	if err != nil {
 		return nil, err
 	}
 	e := &userEntry{key: key, season: season, player: player, version: version, slidAt: now, hdr: hdr,
 		slots: make([]slot, 0, len(fields))}
-	size := int64(len(hdr.raw)) + 256
+	size := int64(len(hdr.dict)) + 256
 	for m, rec := range fields {
 		if m == "" {
 			continue
@@ -199,8 +200,14 @@ func (e *userEntry) makeSlot(m, rec string) (slot, error) {
 	if err != nil {
 		return slot{}, err
 	}
-	li, _ := recordLabels(rec)
-	return slot{member: m, record: rec, due: c.Due, labels: int32(li)}, nil
+	return slotOf(e.hdr, m, rec, c), nil
+}
+
+// slotOf is the slot of a card's record.
+func slotOf(h *header, m, rec string, c srs.Card) slot {
+	sub, _ := recordSubject(rec)
+	return slot{member: m, record: rec, due: c.Due, subject: int32(sub),
+		maxLabel: int32(max(h.index[c.Subject], h.index[c.Topic], h.index[c.Stage]))}
 }
 
 func (e *userEntry) index() {
@@ -279,7 +286,7 @@ func (e *userEntry) due(subject string, now int64, limit int) (srs.DuePage, erro
 	for _, i := range due {
 		s := &e.slots[i]
 		if subject != "" {
-			if e.hdr.labels[s.labels].Subject != subject {
+			if e.hdr.labels[s.subject] != subject {
 				continue
 			}
 			page.Total++
@@ -311,12 +318,12 @@ func (e *userEntry) all() (map[string]srs.CachedCard, error) {
 
 // putBatch is a set of compare-and-sets encoded against one snapshot.
 type putBatch struct {
-	args   []any
-	sent   int
-	slots  []slot     // the records sent, to apply to the snapshot once stored
-	sets   []labelSet // label sets the header gains
-	hdrLen int        // the header's length the records were encoded against
-	epoch  string     // and its epoch
+	args    []any
+	sent    int
+	slots   []slot   // the records sent, to apply to the snapshot once stored
+	labels  []string // labels the header gains
+	dictLen int      // the labels' length the records were encoded against
+	epoch   string   // and its epoch
 }
 
 // batch encodes puts for the swap script. A put whose token is of another
@@ -324,8 +331,8 @@ type putBatch struct {
 func (e *userEntry) batch(puts []srs.CardPut, ttl int64) (putBatch, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	b := putBatch{hdrLen: len(e.hdr.raw), epoch: e.hdr.epoch}
-	pending := map[labelSet]int{}
+	b := putBatch{dictLen: len(e.hdr.dict), epoch: e.hdr.epoch}
+	pending := map[string]int{}
 	body := make([]any, 0, 3*len(puts))
 	for _, p := range puts {
 		expected := ""
@@ -336,32 +343,22 @@ func (e *userEntry) batch(puts []srs.CardPut, ttl int64) (putBatch, error) {
 			}
 			expected = rec
 		}
-		l := labelsOf(p.Card)
-		li, ok := e.hdr.index[l]
-		if !ok {
-			if li, ok = pending[l]; !ok {
-				li = len(e.hdr.labels) + len(b.sets)
-				pending[l] = li
-				b.sets = append(b.sets, l)
-			}
-		}
-		rec, err := encodeRecord(e.hdr, li, p.Card)
+		at := e.hdr.positions(labelsOf(p.Card), pending, &b.labels)
+		rec, err := encodeRecord(e.hdr, at, p.Card)
 		if err != nil {
 			return putBatch{}, err
 		}
 		m := member(p.Card.QuestionID)
 		body = append(body, m, expected, string(rec))
-		b.slots = append(b.slots, slot{member: m, record: string(rec), due: p.Card.Due, labels: int32(li)})
+		b.slots = append(b.slots, slot{member: m, record: string(rec), due: p.Card.Due, subject: int32(at[0]),
+			maxLabel: int32(max(at[0], at[1], at[2]))})
 		b.sent++
 	}
-	var suffix []byte
-	for _, l := range b.sets {
-		var err error
-		if suffix, err = appendLabelSet(suffix, l); err != nil {
-			return putBatch{}, err
-		}
+	suffix, err := encodeLabels(b.labels)
+	if err != nil {
+		return putBatch{}, err
 	}
-	b.args = append([]any{ttl, e.hdr.epoch, b.hdrLen, string(suffix)}, body...)
+	b.args = append([]any{ttl, e.hdr.epoch, b.dictLen, suffix}, body...)
 	return b, nil
 }
 
@@ -376,7 +373,7 @@ func (e *userEntry) settle(b putBatch, written int, version int64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	switch {
-	case written == 0 && len(b.sets) == 0, e.version == 0, version <= e.version:
+	case written == 0 && len(b.labels) == 0, e.version == 0, version <= e.version:
 		return // nothing written, already distrusted, or already shown
 	case b.epoch != e.hdr.epoch || written != b.sent:
 		e.version = 0
@@ -408,18 +405,18 @@ const maxPending = 64
 
 // apply shows one stored batch as version. The caller holds e.mu.
 func (e *userEntry) apply(b putBatch, version int64) {
-	if len(b.sets) > 0 {
-		if len(e.hdr.raw) != b.hdrLen {
+	if len(b.labels) > 0 {
+		if len(e.hdr.dict) != b.dictLen {
 			e.version = 0
 			return
 		}
-		if _, err := e.hdr.add(b.sets); err != nil {
+		if err := e.hdr.add(b.labels); err != nil {
 			e.version = 0
 			return
 		}
 	}
 	for _, s := range b.slots {
-		if int(s.labels) >= len(e.hdr.labels) {
+		if int(s.maxLabel) >= len(e.hdr.labels) {
 			e.version = 0
 			return
 		}

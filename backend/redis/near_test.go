@@ -94,7 +94,7 @@ func TestStalePeekConflicts(t *testing.T) {
 	}
 }
 
-// New label sets from two sidecars: both land (one after re-fetching the
+// New labels from two sidecars: both land (one after re-fetching the
 // header the other extended), and each card keeps its own labels.
 func TestLabelSetsAddedBySeveralSidecars(t *testing.T) {
 	t.Parallel()
@@ -104,15 +104,15 @@ func TestLabelSetsAddedBySeveralSidecars(t *testing.T) {
 	if _, err := a.Load(ctx, s, p, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Read(ctx, s, p, "x"); err != nil { // b's snapshot: no label sets
+	if _, err := b.Read(ctx, s, p, "x"); err != nil { // b's snapshot: no labels
 		t.Fatal(err)
 	}
 	ca, cb := card("qa", "history", now), card("qb", "physics", now)
 	if got, err := a.Swap(ctx, "", ca); err != nil || got != srs.SwapStored {
-		t.Fatalf("a adds a card with a new label set: %v %v", got, err)
+		t.Fatalf("a adds a card with a new label: %v %v", got, err)
 	}
 	if got, err := b.Swap(ctx, "", cb); err != nil || got != srs.SwapStored {
-		t.Fatalf("b adds a card with another new label set: %v %v", got, err)
+		t.Fatalf("b adds a card with another new label: %v %v", got, err)
 	}
 	for _, c := range []*Cache{a, b} {
 		all, loaded, err := c.UserCards(ctx, s, p)

@@ -74,7 +74,7 @@ func TestLoadManySampleClear(t *testing.T) {
 		t.Fatal(err)
 	}
 	n, err := c.ClearSeason(ctx, "SEASON-2026-C")
-	if err != nil || n != 30*2+1 { // card hash + due set per user, and the registry
+	if err != nil || n != 30*3+1 { // card hash, version and labels per user, and the registry
 		t.Fatalf("clear: %d %v", n, err)
 	}
 	if res, _ := c.Due(ctx, "SEASON-2026-C", "u5", "", 10, 5); res.Loaded {

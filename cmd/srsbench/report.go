@@ -270,7 +270,7 @@ func (r *Report) evaluate(o Options) {
 		missing(name)
 	}
 	// 5. ≤ 64 bytes of Redis per cached card with the recommended settings.
-	name = "≤ 64 bytes of Redis per cached card (card hash + version key), recommended settings"
+	name = "≤ 64 bytes of Redis per cached card (card hash + version and labels keys), recommended settings"
 	var rec *MemoryFigure
 	for i := range r.System.Memory {
 		if m := &r.System.Memory[i]; m.Settings == "recommended" && m.Cards == primary {
@@ -278,7 +278,7 @@ func (r *Report) evaluate(o Options) {
 		}
 	}
 	if rec != nil {
-		m := fmt.Sprintf("%.1f B (hash %.1f + version %.1f)", rec.BytesPerCard, rec.StateBytes, rec.VersionBytes)
+		m := fmt.Sprintf("%.1f B (hash %.1f + version and labels %.1f)", rec.BytesPerCard, rec.StateBytes, rec.VersionBytes)
 		for _, d := range r.System.Memory {
 			if d.Settings == "defaults" && d.Cards == primary {
 				m += fmt.Sprintf("; Redis defaults %.1f B", d.BytesPerCard)
@@ -588,7 +588,7 @@ func (r *Report) Markdown() string {
 	p("| figure | value |")
 	p("|---|---|")
 	for _, mf := range s.Memory {
-		p("| Redis bytes per cached card, %s settings (%s) | %.1f (version key %.1f, %s; card hash %.1f, %s; %d users sampled) |", mf.Settings, label(mf.Cards),
+		p("| Redis bytes per cached card, %s settings (%s) | %.1f (version and labels keys %.1f, labels %s; card hash %.1f, %s; %d users sampled) |", mf.Settings, label(mf.Cards),
 			mf.BytesPerCard, mf.VersionBytes, mf.VersionEncoding, mf.StateBytes, mf.StateEncoding, mf.SampledUsers)
 	}
 	if s.DrainSamples > 0 {

@@ -168,7 +168,7 @@ func newCache(addr, prefix string) (*rcache.Cache, error) {
 }
 
 // MemoryFigure is Redis memory per cached card, from MEMORY USAGE key
-// SAMPLES 0 over users' card hash (state) and version key.
+// SAMPLES 0 over users' card hash (state) and version and labels keys.
 type MemoryFigure struct {
 	Cards           int64   `json:"cards"`
 	Settings        string  `json:"settings"`
@@ -202,41 +202,45 @@ func measureMemory(addr, prefix string, ds *dataset, users []int) (MemoryFigure,
 	if n == 0 {
 		return MemoryFigure{}, fmt.Errorf("no cached users")
 	}
-	var state, due int64
-	key := func(u int, which string) string {
-		k := rcache.UserKeys(prefix, ds.Season, ds.player(u))
-		if which == "d" {
-			return k[1]
-		}
-		return k[0]
-	}
+	// The card hash is the state; the version and labels keys are the rest.
+	var state, rest int64
 	for _, u := range users {
-		c.send("MEMORY", "USAGE", key(u, "c"), "SAMPLES", "0")
-		c.send("MEMORY", "USAGE", key(u, "d"), "SAMPLES", "0")
+		for _, k := range rcache.UserKeys(prefix, ds.Season, ds.player(u)) {
+			c.send("MEMORY", "USAGE", k, "SAMPLES", "0")
+		}
 	}
 	if err := c.flush(); err != nil {
 		return MemoryFigure{}, err
 	}
+	perUser := len(rcache.UserKeys(prefix, ds.Season, ""))
 	for range n {
-		vc, err := c.read()
-		if err != nil {
-			return MemoryFigure{}, fmt.Errorf("MEMORY USAGE: %w", err)
+		for i := range perUser {
+			v, err := c.read()
+			if err != nil {
+				return MemoryFigure{}, fmt.Errorf("MEMORY USAGE: %w", err)
+			}
+			if v == nil {
+				return MemoryFigure{}, fmt.Errorf("MEMORY USAGE: a sampled user's keys are missing")
+			}
+			if i == 0 {
+				state += asInt(v)
+			} else {
+				rest += asInt(v)
+			}
 		}
-		vd, err := c.read()
-		if err != nil {
-			return MemoryFigure{}, fmt.Errorf("MEMORY USAGE: %w", err)
-		}
-		if vc == nil || vd == nil {
-			return MemoryFigure{}, fmt.Errorf("MEMORY USAGE: a sampled user's keys are missing")
-		}
-		state += asInt(vc)
-		due += asInt(vd)
 	}
 	cards := float64(n) * float64(ds.CardsPerUser)
 	f := MemoryFigure{Cards: ds.Cards(), SampledUsers: n, StateBytes: round1(float64(state) / cards),
-		VersionBytes: round1(float64(due) / cards)}
+		VersionBytes: round1(float64(rest) / cards)}
 	f.BytesPerCard = round1(f.StateBytes + f.VersionBytes)
-	if v, err := c.do("OBJECT", "ENCODING", key(users[0], "d")); err == nil {
+	key := func(u int, which string) string {
+		k := rcache.UserKeys(prefix, ds.Season, ds.player(u))
+		if which == "l" {
+			return k[2]
+		}
+		return k[0]
+	}
+	if v, err := c.do("OBJECT", "ENCODING", key(users[0], "l")); err == nil {
 		f.VersionEncoding, _ = v.(string)
 	}
 	if v, err := c.do("OBJECT", "ENCODING", key(users[0], "c")); err == nil {

@@ -177,8 +177,8 @@ func TestClusterCommands(t *testing.T) {
 		}
 		total += n
 	}
-	if len(perMaster) != 3 || total != 2*len(players) {
-		t.Errorf("want 2 keys per user (card records, due set) over 3 masters, got %d keys: %v", total, perMaster)
+	if perUser := len(userKeys(e, "", "")); len(perMaster) != 3 || total != perUser*len(players) {
+		t.Errorf("want %d keys per user (card hash, version, labels) over 3 masters, got %d keys: %v", perUser, total, perMaster)
 	}
 
 	for _, p := range players {
@@ -293,7 +293,7 @@ func TestClusterCommands(t *testing.T) {
 	mustDo(t, c, "SRS.SEASON", "DEACTIVATE", season)
 	arch := asMap(t, mustDo(t, c, "SRS.ARCHIVE", season, "CONFIRM"))
 	t.Logf("SRS.ARCHIVE: cards %v, log rows %v, cache keys deleted %v", arch["cards_archived"], arch["log_rows_archived"], arch["cache_keys_deleted"])
-	if arch["cards_archived"] != int64(len(players)*len(questions)) || arch["cache_keys_deleted"] != int64(2*len(players)+1) {
+	if arch["cards_archived"] != int64(len(players)*len(questions)) || arch["cache_keys_deleted"] != int64(len(userKeys(e, "", ""))*len(players)+1) {
 		t.Errorf("SRS.ARCHIVE: %v, want %d cards and %d keys (2 per user and the registry)", arch, len(players)*len(questions), 2*len(players)+1)
 	}
 	left := keysByMaster(t, cl, userPat, regPat)
