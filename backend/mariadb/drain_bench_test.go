@@ -212,7 +212,7 @@ func BenchmarkDrainBatchSizes(b *testing.B) {
 	s := newStore(b)
 	newSeason(b, s, season)
 	d := newDrainLoad(b, s, season, 1000, 200)
-	sizes := []int{50, 100, 250, 500, 1000, 2000}
+	sizes := []int{100, 250, 500, 1000, 2000, 4000}
 	spent := make([]time.Duration, len(sizes))
 	rows := make([]int, len(sizes))
 	for b.Loop() {

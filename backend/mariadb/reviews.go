@@ -549,7 +549,7 @@ func (s *Store) applyOnce(ctx context.Context, batch []srs.Review, skip []bool, 
 	if !checkLog {
 		insertLog += " ON DUPLICATE KEY UPDATE review_id = review_id"
 	}
-	var args []any
+	args := make([]any, 0, len(todo)*logWidth)
 	for _, table := range logTables {
 		args = args[:0]
 		n := 0
