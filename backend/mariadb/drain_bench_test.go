@@ -277,10 +277,11 @@ func BenchmarkDrainShards(b *testing.B) {
 	b.ReportMetric(0, "ns/op")
 }
 
-// BenchmarkDrainUnderReads drains with the default shards while readers
-// run what Safe Mode and cache loads send MariaDB (UserCards, DueCards of
-// random users of the same season) as fast as they can: rows/s of the drain
-// and the p99 of a read, and the reads/s they got.
+// BenchmarkDrainUnderReads drains batches of 2000 in one transaction or in
+// the default shards, alone or while readers run what Safe Mode and cache
+// loads send MariaDB (UserCards, DueCards of random users of the same
+// season) as fast as they can: rows/s of the drain, the p99 of a read and
+// the reads/s they got.
 //
 //	go test ./backend/mariadb/ -run '^$' -bench DrainUnderReads -benchtime 20s
 func BenchmarkDrainUnderReads(b *testing.B) {
@@ -289,8 +290,10 @@ func BenchmarkDrainUnderReads(b *testing.B) {
 	newSeason(b, s, season)
 	const users = 1000
 	d := newDrainLoad(b, s, season, users, 200)
-	for _, readers := range []int{0, 4} {
-		b.Run(fmt.Sprintf("readers=%d", readers), func(b *testing.B) {
+	for _, c := range []struct{ readers, shards int }{{0, 1}, {0, DefaultDrainShards}, {4, 1}, {4, DefaultDrainShards}} {
+		readers := c.readers
+		b.Run(fmt.Sprintf("readers=%d/shards=%d", readers, c.shards), func(b *testing.B) {
+			s.SetDrainShards(c.shards, 0)
 			stop := make(chan struct{})
 			lats := make([][]time.Duration, readers)
 			var wg sync.WaitGroup
