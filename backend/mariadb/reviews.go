@@ -180,11 +180,16 @@ func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 //     COMMITTED) before anything is decided, so two drainers of one card
 //     take turns and the second sees the first's rows.
 //
-//   - Cost: a batch drained for the first time is, after the seasons
-//     lookup, three multi-row statements (lock the cards, log the reviews,
-//     write the cards), server-side prepared for the sizes of
+//   - Cost: a batch (or shard) drained for the first time is, after the
+//     seasons lookup, three multi-row statements (lock the cards, log the
+//     reviews, write the cards), server-side prepared for the sizes of
 //     preparedRows; the log is read first only when the log INSERT finds
-//     a review logged already (see applyOnce).
+//     a review logged already (see applyOnce). Measured per row (server
+//     thread CPU, batches of 1000, 2026-12-03): lock 11–14 µs, log 14–19,
+//     cards upsert 25–29. An UPDATE joined to the batch as a table value
+//     constructor, which would replace the lock read and the upsert, took
+//     47 against their 37: building the derived table costs more than the
+//     read it saves.
 //
 //   - After.LastID is always srs.ReviewHash(review_id): it is stored so, and
 //     the card row's last_review_hash gets it.
