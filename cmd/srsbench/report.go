@@ -159,6 +159,11 @@ type System struct {
 	ArchiveSeconds             float64        `json:"archive_seconds,omitempty"`
 	Rebuild                    string         `json:"rebuild"`
 	RebuildCardsPerSecond      float64        `json:"rebuild_cards_per_second,omitempty"`
+
+	// DrainBacklogRowsPerSecond is the drain at capacity: the review_log
+	// rows the sidecar wrote while it worked off the backlog the mixed load
+	// left, over that time (0: too small a backlog to time).
+	DrainBacklogRowsPerSecond float64 `json:"drain_backlog_rows_per_second"`
 }
 
 // Target is one of issue 6's targets with its verdict.
@@ -544,6 +549,9 @@ func (r *Report) Markdown() string {
 	if s.DrainSamples > 0 {
 		p("| drain lag under mixed load (p50 / p99 / max) | %.0f / %.0f / %.0f ms |", s.DrainLagP50MS, s.DrainLagP99MS, s.DrainLagMaxMS)
 		p("| drain rows/s under mixed load (review_log) | %.0f (%d rows; queue depth max %d; caught up %.1f s after the load) |", s.DrainRowsPerSecond, s.DrainRows, s.QueueDepthMax, s.DrainCatchUpSeconds)
+		if s.DrainBacklogRowsPerSecond > 0 {
+			p("| drain rows/s sustained (the backlog after the mixed load, review_log) | %.0f |", s.DrainBacklogRowsPerSecond)
+		}
 	}
 	for _, sd := range r.Seeds {
 		p("| season partition creation, %s | %.1f ms |", sd.Season, sd.PartitionCreateMS)
