@@ -33,7 +33,7 @@ type Config struct {
 	FsyncInterval  time.Duration // fsync period under FsyncInterval; default 100ms
 	MaxBytes       int64         // cap on undrained bytes; at the cap Append returns srs.ErrQueueFull; default 1 GiB
 	MaxMemory      int64         // cap on the in-memory index's estimated heap; at the cap Append returns srs.ErrQueueFull; default 256 MiB
-	BatchSize      int           // max reviews per drain transaction; default 1000
+	BatchSize      int           // max reviews per drain batch (ApplyReviews call); default 2000
 	BatchWait      time.Duration // max wait to fill a batch; default 20ms
 	RetryMin       time.Duration // shortest backoff after a store error; default 50ms
 	RetryMax       time.Duration // longest backoff after a store error; default 10s
@@ -95,16 +95,20 @@ func (c Config) withDefaults() Config {
 	}
 	// Measured with backend/mariadb's BenchmarkDrainBatchSizes (one batch of
 	// each size in turn, srsbench's rows, 2-core machine, MariaDB 10.11 with
-	// a 128 MB buffer pool, 2026-12-03): rows/s grow with the batch up to
-	// about 1000 and no further (50: 5,305, 100: 6,793, 250: 7,476, 500:
-	// 7,957, 1000: 8,945, 2000: 8,957; other runs 500: 11,705 and 7,855,
-	// 1000: 11,604 and 8,413, 2000: 8,632 and 8,459), while a batch's
-	// transaction, and so the time other drainers wait for its card locks,
-	// grows with it (p50 70–145 ms at 1000 on this loaded machine).
+	// a 128 MB buffer pool). In one transaction (2026-12-03, before shards)
+	// rows/s grew with the batch up to about 1000 and no further (50: 5,305,
+	// 100: 6,793, 250: 7,476, 500: 7,957, 1000: 8,945, 2000: 8,957). Since
+	// ApplyReviews splits a batch into up to 4 concurrent transactions of at
+	// least 250 reviews (backend/mariadb.DefaultDrainShards), a batch needs
+	// 2000 to give each about 500: on the machine shared with other work
+	// (load 4–7), 100: 2,009, 250: 3,336, 500: 3,317, 1000: 4,833, 2000:
+	// 5,538, 4000: 5,920. A batch's transactions, and so the time other
+	// drainers wait for its card locks, grow with it (p50 about 250 ms at
+	// 2000 on that loaded machine).
 	// BatchWait only matters when fewer than BatchSize reviews are pending,
 	// i.e. below the drain's capacity: 20ms bounds the latency it adds there,
 	// and a backlog drains in full batches whatever it is.
-	c.BatchSize = cmp.Or(c.BatchSize, 1000)
+	c.BatchSize = cmp.Or(c.BatchSize, 2000)
 	c.BatchWait = cmp.Or(c.BatchWait, 20*time.Millisecond)
 	c.RetryMin = cmp.Or(c.RetryMin, 50*time.Millisecond)
 	c.RetryMax = cmp.Or(c.RetryMax, 10*time.Second)

@@ -24,9 +24,9 @@ func newInstruments(m metric.Meter, stats func() Stats, health func() error) (in
 		errs                              [13]error
 	)
 	in.batchSize, errs[0] = m.Int64Histogram("srsproxy_drain_batch_size",
-		metric.WithDescription("Reviews per drain transaction."), metric.WithUnit("{review}"))
+		metric.WithDescription("Reviews per drain batch (one store call; the MariaDB store splits a big one into concurrent transactions by user)."), metric.WithUnit("{review}"))
 	in.latency, errs[1] = m.Float64Histogram("srsproxy_drain_latency_seconds",
-		metric.WithDescription("Time of a successful drain transaction, dead letters included."), metric.WithUnit("s"))
+		metric.WithDescription("Time of a successful drain batch, dead letters included."), metric.WithUnit("s"))
 	in.drained, errs[2] = m.Int64Counter("srsproxy_drain_reviews",
 		metric.WithDescription("Reviews removed from the queue after the store took them (dead letters included)."))
 	in.retries, errs[3] = m.Int64Counter("srsproxy_drain_retries",

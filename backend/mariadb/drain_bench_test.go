@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -211,7 +212,7 @@ func BenchmarkDrainBatchSizes(b *testing.B) {
 	s := newStore(b)
 	newSeason(b, s, season)
 	d := newDrainLoad(b, s, season, 1000, 200)
-	sizes := []int{50, 100, 250, 500, 1000, 2000}
+	sizes := []int{100, 250, 500, 1000, 2000, 4000}
 	spent := make([]time.Duration, len(sizes))
 	rows := make([]int, len(sizes))
 	for b.Loop() {
@@ -231,4 +232,122 @@ func BenchmarkDrainBatchSizes(b *testing.B) {
 		b.ReportMetric(float64(rows[i])/spent[i].Seconds(), fmt.Sprintf("rows/s@%d", size))
 	}
 	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkDrainShards compares the number of concurrent transactions
+// ApplyReviews splits a batch into (SetDrainShards), at the same log size
+// and machine load: each round applies one batch of each setting in turn.
+// It reports rows/s per setting (the time in ApplyReviews only), the figure
+// DefaultDrainShards is chosen by, and the server's CPU per row.
+//
+//	go test ./backend/mariadb/ -run '^$' -bench DrainShards -benchtime 40x
+func BenchmarkDrainShards(b *testing.B) {
+	ctx := context.Background()
+	s := newStore(b)
+	newSeason(b, s, season)
+	d := newDrainLoad(b, s, season, 1000, 200)
+	size := 2000
+	if v, err := strconv.Atoi(os.Getenv("SRS_DRAIN_BATCH")); err == nil && v > 0 {
+		size = v
+	}
+	settings := []int{1, 2, 3, 4}
+	spent := make([]time.Duration, len(settings))
+	cpu := make([]int64, len(settings))
+	rows := make([]int, len(settings))
+	for b.Loop() {
+		for i, n := range settings {
+			b.StopTimer()
+			batch := d.batch(size, 1)
+			s.SetDrainShards(n, 100)
+			b.StartTimer()
+			cpu0 := serverCPU()
+			start := time.Now()
+			if rejected, err := s.ApplyReviews(ctx, batch); err != nil || rejected != nil {
+				b.Fatal(rejected, err)
+			}
+			spent[i] += time.Since(start)
+			cpu[i] += serverCPU() - cpu0
+			rows[i] += size
+		}
+	}
+	for i, n := range settings {
+		b.ReportMetric(float64(rows[i])/spent[i].Seconds(), fmt.Sprintf("rows/s@%dshards", n))
+		b.ReportMetric(float64(cpu[i])/float64(rows[i]), fmt.Sprintf("db-cpu-µs/row@%dshards", n))
+	}
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkDrainUnderReads drains batches of 2000 in one transaction or in
+// the default shards, alone or while readers run what Safe Mode and cache
+// loads send MariaDB (UserCards, DueCards of random users of the same
+// season) as fast as they can: rows/s of the drain, the p99 of a read and
+// the reads/s they got.
+//
+//	go test ./backend/mariadb/ -run '^$' -bench DrainUnderReads -benchtime 20s
+func BenchmarkDrainUnderReads(b *testing.B) {
+	ctx := context.Background()
+	s := newStore(b)
+	newSeason(b, s, season)
+	const users = 1000
+	d := newDrainLoad(b, s, season, users, 200)
+	for _, c := range []struct{ readers, shards int }{{0, 1}, {0, DefaultDrainShards}, {4, 1}, {4, DefaultDrainShards}} {
+		readers := c.readers
+		b.Run(fmt.Sprintf("readers=%d/shards=%d", readers, c.shards), func(b *testing.B) {
+			s.SetDrainShards(c.shards, 0)
+			stop := make(chan struct{})
+			lats := make([][]time.Duration, readers)
+			var wg sync.WaitGroup
+			for g := range readers {
+				wg.Go(func() {
+					rnd := rand.New(rand.NewPCG(uint64(g), 7))
+					for n := 0; ; n++ {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						player := fmt.Sprintf("student-%07d", rnd.IntN(users))
+						start := time.Now()
+						var err error
+						if n%2 == 0 {
+							_, err = s.UserCards(ctx, season, player)
+						} else {
+							_, err = s.DueCards(ctx, season, player, "", d.now, 20)
+						}
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						lats[g] = append(lats[g], time.Since(start))
+					}
+				})
+			}
+			var (
+				rows  int
+				spent time.Duration
+			)
+			t0 := time.Now()
+			for b.Loop() {
+				b.StopTimer()
+				batch := d.batch(2000, 1)
+				b.StartTimer()
+				start := time.Now()
+				if rejected, err := s.ApplyReviews(ctx, batch); err != nil || rejected != nil {
+					b.Fatal(rejected, err)
+				}
+				spent += time.Since(start)
+				rows += len(batch)
+			}
+			elapsed := time.Since(t0)
+			close(stop)
+			wg.Wait()
+			b.ReportMetric(float64(rows)/spent.Seconds(), "rows/s")
+			if all := slices.Concat(lats...); len(all) > 0 {
+				slices.Sort(all)
+				b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "read-p99-ms")
+				b.ReportMetric(float64(len(all))/elapsed.Seconds(), "reads/s")
+			}
+			b.ReportMetric(0, "ns/op")
+		})
+	}
 }

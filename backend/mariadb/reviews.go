@@ -10,6 +10,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/srsproxy/srsproxy/fsrs"
@@ -146,15 +147,17 @@ func checkReview(r srs.Review) error {
 
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 
-// ApplyReviews writes a batch of acknowledged reviews in one transaction: it
-// logs each review not logged before and moves each card to the state its
-// review log gives. It is what the write-behind drainer calls.
+// ApplyReviews writes a batch of acknowledged reviews in one transaction per
+// shard (below): it logs each review not logged before and moves each card
+// to the state its review log gives. It is what the write-behind drainer
+// calls.
 //
 //   - Idempotent by (season, player, question_id, review_id), the log's
 //     primary key: a review already in the log, or repeated inside the
 //     batch, is skipped entirely (neither logged nor applied), so a replayed
 //     id is applied at most once. The same id on another card is another
 //     review.
+//
 //   - Invariant 3 across sidecars (docs/CORE.md §5): each card's new reviews
 //     are taken in (reviewed_at, after reps, review_id) order. When they
 //     continue the card row (each is not older than the state before it, its
@@ -172,16 +175,25 @@ func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 //     replayed, which would lose history: the newer of row and review wins,
 //     as before release 2, and a warning is logged; the missing reviews,
 //     older than the row, replay it when they arrive.
+//
 //   - The card rows a batch touches are locked (SELECT … FOR UPDATE, READ
 //     COMMITTED) before anything is decided, so two drainers of one card
 //     take turns and the second sees the first's rows.
-//   - Cost: a batch drained for the first time is, after the seasons
-//     lookup, three multi-row statements (lock the cards, log the reviews,
-//     write the cards), server-side prepared for the sizes of
+//
+//   - Cost: a batch (or shard) drained for the first time is, after the
+//     seasons lookup, three multi-row statements (lock the cards, log the
+//     reviews, write the cards), server-side prepared for the sizes of
 //     preparedRows; the log is read first only when the log INSERT finds
-//     a review logged already (see applyOnce).
+//     a review logged already (see applyOnce). Measured per row (server
+//     thread CPU, batches of 1000, 2026-12-03): lock 11–14 µs, log 14–19,
+//     cards upsert 25–29. An UPDATE joined to the batch as a table value
+//     constructor, which would replace the lock read and the upsert, took
+//     47 against their 37: building the derived table costs more than the
+//     read it saves.
+//
 //   - After.LastID is always srs.ReviewHash(review_id): it is stored so, and
 //     the card row's last_review_hash gets it.
+//
 //   - Late entries of an archived season: when a season's archive_state is
 //     archiving or archived and its partition has left a live table, its
 //     rows go to the season's archive table instead (partitions.ArchiveTable),
@@ -190,20 +202,153 @@ func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 //     them. A partition that vanishes under a batch (an INSERT fails with
 //     1526 after the move) or an archive table dropped under it (1146) makes
 //     the batch look again where each season's rows live and run again.
+//
 //   - Permanent rejections: reviews of an unknown season, of a season with
 //     neither a partition nor (archiving or archived) an archive table, e.g.
 //     a purged one, with a grade outside 1–4, or with values the schema
 //     cannot hold are left out and the rest is committed; their batch
 //     indices come back in rejected, in ascending order, and are logged.
 //
+//   - Shards: a batch of at least two shards' worth of reviews (see
+//     SetDrainShards) is split by user (season, player) into shards applied
+//     as concurrent transactions, each by the rules above; a user's reviews
+//     are all in one shard, so shards lock disjoint card rows. One
+//     transaction at a time leaves the server's second core idle while the
+//     first waits on the client and the network (BenchmarkDrainShards).
+//
 // The whole call, retries included, runs under the write timeout.
 // Deadlocks and races with another drainer over the same review or card are
-// retried a few times. Any other failure rolls the whole batch back and
+// retried a few times. Any other failure rolls the failing shard back and
 // returns the database error with rejected nil (context.DeadlineExceeded in
-// its chain after the timeout); the caller retries later.
+// its chain after the timeout); the caller retries the batch later. Shards
+// that committed stay committed (their recomputed cards are still passed
+// to the SetOnRecompute function): the retry finds their reviews logged and
+// skips them, as it does for a batch whose commit reply was lost.
 func (s *Store) ApplyReviews(ctx context.Context, batch []srs.Review) (rejected []int, err error) {
 	ctx, cancel := s.bound(ctx, writeCall)
 	defer cancel()
+	shards := s.shardsOf(batch)
+	if len(shards) <= 1 {
+		rejected, recomputed, err := s.applyBatch(ctx, batch)
+		s.reportRecomputed(recomputed)
+		return rejected, err
+	}
+	type result struct {
+		rejected   []int
+		recomputed []srs.Card
+		err        error
+	}
+	results := make([]result, len(shards))
+	var wg sync.WaitGroup
+	for i, idx := range shards {
+		wg.Go(func() {
+			sub := make([]srs.Review, len(idx))
+			for j, k := range idx {
+				sub[j] = batch[k]
+			}
+			r := &results[i]
+			r.rejected, r.recomputed, r.err = s.applyBatch(ctx, sub)
+		})
+	}
+	wg.Wait()
+	var recomputed []srs.Card
+	for i, r := range results {
+		switch {
+		case r.err != nil && err == nil:
+			err = r.err
+		case r.err == nil:
+			recomputed = append(recomputed, r.recomputed...)
+			for _, j := range r.rejected {
+				rejected = append(rejected, shards[i][j])
+			}
+		}
+	}
+	// The shards that committed stay committed when another failed: their
+	// recomputed cards are reported all the same.
+	s.reportRecomputed(recomputed)
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(rejected)
+	return rejected, nil
+}
+
+// reportRecomputed passes cards to the function set with SetOnRecompute.
+func (s *Store) reportRecomputed(cards []srs.Card) {
+	if len(cards) == 0 {
+		return
+	}
+	s.mu.Lock()
+	fn := s.onRecompute
+	s.mu.Unlock()
+	if fn != nil {
+		for _, c := range cards {
+			fn(c)
+		}
+	}
+}
+
+// DefaultDrainShards is how many transactions ApplyReviews runs at once on
+// a big batch (see ApplyReviews), and DefaultMinShard the fewest reviews
+// of a shard, below which a shard's own begin, commit and fsync cost more
+// than it saves. Measured with BenchmarkDrainShards (srsbench's rows, one
+// batch per setting in turn, 2-core machine shared with other work at load
+// 4–9, MariaDB 10.11, 2026-12-03), rows/s for 1/2/3/4 shards: batches of
+// 1000: 2,910/4,583/5,301/5,103; 2000: 2,521/3,299/3,870/4,631; 4000:
+// 2,786/4,058/4,901/5,268. One transaction at a time leaves the server
+// idle while the client builds and sends the next statement and waits for
+// the commit's fsync; on a busy server more concurrent transactions also
+// get the drain a larger share of its CPU.
+const (
+	DefaultDrainShards = 4
+	DefaultMinShard    = 250
+)
+
+// SetDrainShards sets how many concurrent transactions ApplyReviews splits
+// a batch into (1: one transaction, as before release 3) and the fewest
+// reviews a shard gets, so small batches stay one transaction; values below
+// 1 take the defaults. It applies to calls that start afterwards.
+func (s *Store) SetDrainShards(shards, minShard int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.shards, s.minShard = shards, minShard
+}
+
+// shardsOf splits the batch's indices by user (season, player) into at
+// most the configured number of shards of at least minShard reviews each
+// (fewer shards for a smaller batch), each in batch order; nil or one
+// shard means one transaction. A user's reviews all go to one shard, so
+// shards touch disjoint card rows and never wait for each other's locks.
+func (s *Store) shardsOf(batch []srs.Review) [][]int {
+	s.mu.Lock()
+	n, least := cmp.Or(max(s.shards, 0), DefaultDrainShards), cmp.Or(max(s.minShard, 0), DefaultMinShard)
+	s.mu.Unlock()
+	n = min(n, len(batch)/least)
+	if n <= 1 {
+		return nil
+	}
+	shards := make([][]int, n)
+	for i, r := range batch {
+		k := userHash(r.Season, r.Player) % uint64(n)
+		shards[k] = append(shards[k], i)
+	}
+	return slices.DeleteFunc(shards, func(idx []int) bool { return len(idx) == 0 })
+}
+
+// userHash is 64-bit FNV-1a of season, a zero byte and player.
+func userHash(season, player string) uint64 {
+	h := uint64(14695981039346656037)
+	for _, b := range [...]string{season, "\x00", player} {
+		for i := range len(b) {
+			h = (h ^ uint64(b[i])) * 1099511628211
+		}
+	}
+	return h
+}
+
+// applyBatch is ApplyReviews for one transaction: it returns the indices
+// of the reviews rejected for good and the cards it recomputed.
+func (s *Store) applyBatch(ctx context.Context, batch []srs.Review) (rejected []int, recomputed []srs.Card, err error) {
 	skip := make([]bool, len(batch))
 	reject := func(i int, reason error) {
 		skip[i] = true
@@ -218,7 +363,7 @@ func (s *Store) ApplyReviews(ctx context.Context, batch []srs.Review) (rejected 
 	}
 	routes, err := s.batchRoutes(ctx, batch, skip, false)
 	if err != nil {
-		return nil, fmt.Errorf("apply reviews: %w", err)
+		return nil, nil, fmt.Errorf("apply reviews: %w", err)
 	}
 	rejectUnrouted := func() {
 		for i, r := range batch {
@@ -234,7 +379,7 @@ func (s *Store) ApplyReviews(ctx context.Context, batch []srs.Review) (rejected 
 	rejectUnrouted()
 	checkLog := s.foundRows
 	for attempt, reroutes := 1, 0; ; {
-		recomputed, err := s.applyOnce(ctx, batch, skip, routes, checkLog)
+		recomputed, err = s.applyOnce(ctx, batch, skip, routes, checkLog)
 		switch n := errNumber(err); {
 		case errors.Is(err, errLoggedBefore) && !checkLog:
 			// A batch drained again (after a crash, a lost commit reply,
@@ -246,15 +391,7 @@ func (s *Store) ApplyReviews(ctx context.Context, batch []srs.Review) (rejected 
 					rejected = append(rejected, i)
 				}
 			}
-			s.mu.Lock()
-			fn := s.onRecompute
-			s.mu.Unlock()
-			if fn != nil {
-				for _, c := range recomputed {
-					fn(c)
-				}
-			}
-			return rejected, nil
+			return rejected, recomputed, nil
 		case (n == errNoPartition || n == errNoSuchTable) && reroutes < maxReroutes:
 			// Every reroute follows a change of where some season's rows
 			// live (live → archive → gone, one table at a time), so the
@@ -262,7 +399,7 @@ func (s *Store) ApplyReviews(ctx context.Context, batch []srs.Review) (rejected 
 			reroutes++
 			fresh, rerr := s.batchRoutes(ctx, batch, skip, true)
 			if rerr != nil || maps.Equal(fresh, routes) {
-				return nil, fmt.Errorf("apply reviews: %w", err)
+				return nil, nil, fmt.Errorf("apply reviews: %w", err)
 			}
 			s.log.DebugContext(ctx, "apply reviews: rerouting", "err", err)
 			routes = fresh
@@ -271,7 +408,7 @@ func (s *Store) ApplyReviews(ctx context.Context, batch []srs.Review) (rejected 
 			s.log.DebugContext(ctx, "apply reviews: retrying", "attempt", attempt, "err", err)
 			attempt++
 		default:
-			return nil, fmt.Errorf("apply reviews: %w", err)
+			return nil, nil, fmt.Errorf("apply reviews: %w", err)
 		}
 	}
 }
@@ -417,7 +554,7 @@ func (s *Store) applyOnce(ctx context.Context, batch []srs.Review, skip []bool, 
 	if !checkLog {
 		insertLog += " ON DUPLICATE KEY UPDATE review_id = review_id"
 	}
-	var args []any
+	args := make([]any, 0, len(todo)*logWidth)
 	for _, table := range logTables {
 		args = args[:0]
 		n := 0

@@ -56,6 +56,8 @@ type Store struct {
 	now         func() time.Time
 	timeouts    Timeouts
 	onRecompute func(srs.Card)
+	shards      int              // ApplyReviews' concurrent transactions; 0: DefaultDrainShards
+	minShard    int              // the fewest reviews of a shard; 0: DefaultMinShard
 	slowCfg     *mysql.Config    // set by OpenDeferred: Prepare still has to run
 	routes      map[string]route // where reviews of archiving/archived seasons go; see ApplyReviews
 }

@@ -160,6 +160,10 @@ type System struct {
 	Rebuild                    string         `json:"rebuild"`
 	RebuildCardsPerSecond      float64        `json:"rebuild_cards_per_second,omitempty"`
 	DrainBacklog               DrainBacklog   `json:"drain_backlog"`
+	// DrainAfterMixedRowsPerSecond is the drain at capacity: the review_log
+	// rows the sidecar wrote while it worked off the backlog the mixed load
+	// left, over that time (0: too small a backlog to time).
+	DrainAfterMixedRowsPerSecond float64 `json:"drain_after_mixed_rows_per_second"`
 }
 
 // DrainBacklog is the drain flat out: a backlog queued while MariaDB was cut,
@@ -594,6 +598,9 @@ func (r *Report) Markdown() string {
 	if s.DrainSamples > 0 {
 		p("| drain lag under mixed load (p50 / p99 / max) | %.0f / %.0f / %.0f ms |", s.DrainLagP50MS, s.DrainLagP99MS, s.DrainLagMaxMS)
 		p("| drain rows/s under mixed load (review_log) | %.0f (%d rows; queue depth max %d; caught up %.1f s after the load) |", s.DrainRowsPerSecond, s.DrainRows, s.QueueDepthMax, s.DrainCatchUpSeconds)
+		if s.DrainAfterMixedRowsPerSecond > 0 {
+			p("| drain rows/s sustained (the backlog after the mixed load, review_log) | %.0f |", s.DrainAfterMixedRowsPerSecond)
+		}
 	}
 	if d := s.DrainBacklog; d.Rows > 0 {
 		p("| drain flat out: a backlog queued with MariaDB cut | %.0f rows/s (%d rows in %.2f s) |", d.RowsPerSecond, d.Rows, d.Seconds)
