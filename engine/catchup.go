@@ -6,6 +6,8 @@ import (
 	"maps"
 	"slices"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/srsproxy/srsproxy/srs"
 )
 
@@ -101,9 +103,9 @@ func (e *Engine) CatchUp(ctx context.Context, rows []srs.Card) {
 		}
 		byUser[u][c.QuestionID] = c
 	}
-	for _, u := range order {
+	one := func(u user) {
 		if !e.seasonCached(u.season) {
-			continue // the season does not use the cache
+			return // the season does not use the cache
 		}
 		if err := e.catchUpUser(ctx, u.season, u.player, byUser[u]); err != nil {
 			e.log.Debug("catch-up after drain failed; the user is reloaded before the cache serves it", "season", u.season, "player", u.player, "err", err)
@@ -112,6 +114,21 @@ func (e *Engine) CatchUp(ctx context.Context, rows []srs.Card) {
 			}
 		}
 	}
+	if e.cfg.CatchUpParallel <= 1 || len(order) == 1 {
+		for _, u := range order {
+			one(u)
+		}
+		return
+	}
+	var g errgroup.Group // users are independent; all are done when CatchUp returns
+	g.SetLimit(e.cfg.CatchUpParallel)
+	for _, u := range order {
+		g.Go(func() error {
+			one(u)
+			return nil
+		})
+	}
+	_ = g.Wait()
 }
 
 // catchUpUser writes the reviews' cards the cache holds older (or lacks),

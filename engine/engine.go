@@ -142,6 +142,11 @@ type Config struct {
 	Now     func() time.Time
 	Logger  *slog.Logger
 	Meter   metric.Meter // nil: no metrics
+	// CatchUpParallel is how many users a drained batch's cache catch-up
+	// writes at once, default 16 (1: one after another, on the drainer's
+	// goroutine). Each user is a read and a compare-and-set; one at a time,
+	// a 2,000-review batch waited for thousands of round trips.
+	CatchUpParallel int
 }
 
 // Year is 365.25 days, the unit of retention periods.
@@ -187,6 +192,7 @@ type seasonEntry struct {
 // background work (breaker probes, recovery).
 func New(cache Cache, store Store, journal Journal, cfg Config) (*Engine, error) {
 	cfg.SeasonTTL = cmp.Or(cfg.SeasonTTL, 2*time.Second)
+	cfg.CatchUpParallel = cmp.Or(cfg.CatchUpParallel, 16)
 	cfg.Retention = cmp.Or(cfg.Retention, 3*Year)
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -696,8 +696,11 @@ func (w *world) newEngine(sc *simSidecar) *Engine {
 		// The season never changes here: no background refresh, whose
 		// goroutine would read the clock outside the scheduler.
 		SeasonTTL: 1 << 62,
-		Now:       func() time.Time { return time.UnixMilli(w.now) },
-		Logger:    slog.New(slog.NewTextHandler(traceWriter{w, sc.id}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		// Catch-ups one user after another on the drainer's actor: other
+		// goroutines would call the ports outside the scheduler.
+		CatchUpParallel: 1,
+		Now:             func() time.Time { return time.UnixMilli(w.now) },
+		Logger:          slog.New(slog.NewTextHandler(traceWriter{w, sc.id}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		SafeMode: SafeModeConfig{Failures: 3, OpenFor: time.Hour, Unavailable: func(err error) bool {
 			return errors.Is(err, errRedisDown) || errors.Is(err, errRedisSlow)
 		}},
