@@ -64,6 +64,7 @@ func TestQuickProfile(t *testing.T) {
 	for _, s := range []string{"review", "session", "mixed"} {
 		want[s+"/closed/"+targetSidecar] = true
 	}
+	want["review/closed/"+targetRedisAOF] = true
 	want["mixed/open/"+targetSidecar] = true
 	want["due/open/"+targetSafeMode] = true
 	for _, r := range rep.Runs {
@@ -85,6 +86,9 @@ func TestQuickProfile(t *testing.T) {
 	if rep.System.DrainSamples == 0 {
 		t.Error("no drain lag sample taken under the mixed load")
 	}
+	if d := rep.System.DrainBacklog; d.Rows == 0 || d.RowsPerSecond <= 0 {
+		t.Errorf("no drain backlog measured: %+v", d)
+	}
 	if len(rep.Targets) != 8 {
 		t.Errorf("%d targets evaluated, want 8", len(rep.Targets))
 	}
@@ -101,7 +105,7 @@ func TestQuickProfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"## Machine", "## Load", "## Targets (issue 6)", "| due | closed |"} {
+	for _, s := range []string{"## Machine", "## Load", "## Targets (issue 11)", "| due | closed |"} {
 		if !strings.Contains(string(md), s) {
 			t.Errorf("quick.md lacks %q", s)
 		}
