@@ -17,9 +17,9 @@ import (
 // An import is identified by an id its caller derives from what it reads.
 // Its progress is one row of import_runs: the pass (a finished import run
 // again starts a new pass, to catch up with a source that kept changing),
-// when the pass started by this server's clock, the cursor (the last
-// source key whose cards are all written) and the counters so far, as JSON
-// text the caller owns. import_runs is created on first use rather than by a
+// when the import's first pass started by this server's clock, the cursor
+// (the last source key whose cards are all written) and the pass's counters
+// so far, as JSON text the caller owns. import_runs is created on first use rather than by a
 // schema migration: a sidecar never reads it.
 
 // importFormat is the version of the import_runs rows; a row of another
@@ -44,9 +44,10 @@ type ImportRun struct {
 	ID      string
 	Options string // what the import reads, for the operator
 	Pass    int    // 1 for the first pass
-	// StartedMS is when this pass started (unix ms, the database's clock):
-	// a card written through srsproxy from then on is never overwritten by
-	// it, also when the pass is resumed later.
+	// StartedMS is when the import's first pass started (unix ms, the
+	// database's clock): a card written through srsproxy from then on is
+	// never overwritten by it, not when a pass is resumed, nor by a later
+	// pass.
 	StartedMS int64
 	Cursor    string // the last source key fully written; "" before the first
 	Done      bool
@@ -93,11 +94,13 @@ func (s *Store) BeginImport(ctx context.Context, id, options string) (ImportRun,
 		run.Resumed = true
 		return run, tx.Commit()
 	}
-	now, err := nowMS(ctx, tx)
-	if err != nil {
-		return ImportRun{}, fmt.Errorf("import %s: %w", id, err)
+	started := run.StartedMS // a later pass keeps the import's start
+	if started == 0 {
+		if started, err = nowMS(ctx, tx); err != nil {
+			return ImportRun{}, fmt.Errorf("import %s: %w", id, err)
+		}
 	}
-	run = ImportRun{ID: id, Options: options, Pass: run.Pass + 1, StartedMS: now, Counts: "{}"}
+	run = ImportRun{ID: id, Options: options, Pass: run.Pass + 1, StartedMS: started, Counts: "{}"}
 	_, err = tx.ExecContext(ctx, `INSERT INTO import_runs
 		(id, format, options, pass, started_ms, cursor_key, done, counts, updated_at)
 		VALUES (?, ?, ?, ?, ?, '', FALSE, '{}', UTC_TIMESTAMP(3))
@@ -140,8 +143,8 @@ type ImportWrite struct {
 	Inserted  int // the card had no row
 	Updated   int // the row was the import's own (or older) and changed
 	Unchanged int // the row already held exactly this card
-	// Kept are cards whose row was written through srsproxy after the pass
-	// started, or is newer than the source: never overwritten.
+	// Kept are cards whose row was written through srsproxy after the
+	// import started, or is newer than the source: never overwritten.
 	Kept int
 }
 
@@ -162,9 +165,10 @@ const importColumns = cardColumns
 //     imports write that; every review since format 2 records its id's
 //     hash) and is not newer than the source; or
 //   - the row's srsproxy review is older than the source's and was written
-//     before the pass started (updated_at, the database's clock, against
-//     started_ms): newer wins, and a card reviewed through srsproxy after the
-//     import started is never overwritten, also across a resume of the pass.
+//     before the import's first pass started (updated_at, the database's
+//     clock, against started_ms): newer wins for reviews from before the
+//     import, and a card reviewed through srsproxy after the import started
+//     is never overwritten, not across a resume nor by a later pass.
 //
 // MariaDB applies the assignments in order and later ones see the earlier
 // ones' new values, so the columns the guard reads are assigned last, in the
@@ -192,7 +196,7 @@ const importChunk = keyChunk
 
 // WriteImported writes imported cards (with LastID 0) into the live cards
 // table in multi-row statements, under the guard of importUpsert, and says
-// what it did with each; pass is the run whose StartedMS guards. The cards'
+// what it did with each; run's StartedMS guards. The cards'
 // seasons must have their partitions (error 1526 otherwise). One
 // transaction: all or nothing. It returns the database error.
 func (s *Store) WriteImported(ctx context.Context, run ImportRun, cards []srs.Card) (ImportWrite, error) {
@@ -290,7 +294,7 @@ func (s *Store) writeImportedOnce(ctx context.Context, run ImportRun, cards []sr
 // existingRow is a card row as the import's guard sees it.
 type existingRow struct {
 	card         srs.Card
-	writtenSince bool // updated_at at or after the pass started
+	writtenSince bool // updated_at at or after the import started
 }
 
 // replaceable is importUpsert's guard for a source card last reviewed at
