@@ -237,19 +237,54 @@ func (s *Store) writeImportedOnce(ctx context.Context, run ImportRun, cards []sr
 		return w, err
 	}
 	defer tx.Rollback()
-	started := float64(run.StartedMS) / 1000
-	args := make([]any, 0, importChunk*cardWidth+importGuards)
-	for chunk := range slices.Chunk(cards, importChunk) {
-		// What is there now, to count (the guard in the statement decides).
+	// Primary-key order: neighbours in a statement are neighbours in the index.
+	cards = slices.Clone(cards)
+	slices.SortFunc(cards, func(a, b srs.Card) int {
+		return compareCardKeys(cardKey{a.Season, a.Player, a.QuestionID}, cardKey{b.Season, b.Player, b.QuestionID})
+	})
+	known, err := playersWithCards(ctx, tx, cards)
+	if err != nil {
+		return w, err
+	}
+	var fresh, seen []srs.Card
+	for _, c := range cards {
+		if known[cardKey{season: c.Season, player: c.Player}] {
+			seen = append(seen, c)
+		} else {
+			fresh = append(fresh, c)
+		}
+	}
+	// Students without a card in the target (a first import): no row to
+	// read first, larger statements.
+	for chunk := range slices.Chunk(fresh, importFreshChunk) {
+		got, err := s.upsertImported(ctx, tx, run, chunk)
+		if err != nil {
+			return w, err
+		}
+		// A row that appeared since (a review drained meanwhile) counts 2
+		// when replaced, 0 when the guard kept it (without CLIENT_FOUND_ROWS).
+		n := int64(len(chunk))
+		switch {
+		case got >= n:
+			w.Updated += int(got - n)
+			w.Inserted += int(n - (got - n))
+		default:
+			w.Inserted += int(got)
+			w.Kept += int(n - got)
+		}
+	}
+	for chunk := range slices.Chunk(seen, importChunk) {
+		// What is there now, to count and to skip what needs no write
+		// (the guard in the statement decides).
 		rows, err := existingCards(ctx, tx, chunk, run.StartedMS)
 		if err != nil {
 			return w, err
 		}
-		args = args[:0]
-		n, expect := 0, int64(0)
+		todo := chunk[:0:0]
+		expect := int64(0)
+		updated := 0
 		for _, c := range chunk {
-			k := cardKey{c.Season, c.Player, c.QuestionID}
-			row, ok := rows[k]
+			row, ok := rows[cardKey{c.Season, c.Player, c.QuestionID}]
 			switch {
 			case !ok:
 				w.Inserted++
@@ -261,34 +296,113 @@ func (s *Store) writeImportedOnce(ctx context.Context, run ImportRun, cards []sr
 				w.Kept++
 				continue
 			default:
-				w.Updated++
+				updated++
 				expect += 2
 			}
-			args = appendCard(args, c)
-			n++
+			todo = append(todo, c)
 		}
-		if n == 0 {
+		if len(todo) == 0 {
 			continue
 		}
-		for range importGuards {
-			args = append(args, started)
-		}
-		query := fmt.Sprintf(importUpsert, strings.TrimSuffix(strings.Repeat(cardPlaceholders+",", n), ","))
-		res, err := tx.ExecContext(ctx, query, args...)
+		got, err := s.upsertImported(ctx, tx, run, todo)
 		if err != nil {
 			return w, err
 		}
 		// A drainer that wrote one of these cards between the read and
 		// the statement made the guard keep it: count it kept. Without
 		// CLIENT_FOUND_ROWS an insert counts 1, a changed row 2, a kept 0.
-		if got, err := res.RowsAffected(); err == nil && got < expect && !s.foundRows {
-			lost := int((expect - got + 1) / 2)
-			lost = min(lost, w.Updated)
-			w.Updated -= lost
+		if got < expect && !s.foundRows {
+			lost := min(int((expect-got+1)/2), updated)
+			updated -= lost
 			w.Kept += lost
 		}
+		w.Updated += updated
 	}
 	return w, tx.Commit()
+}
+
+// importFreshChunk bounds the cards of one statement for students new to
+// the target (no lookup before it).
+const importFreshChunk = 2000
+
+// upsertImported runs importUpsert for cards and returns the rows
+// affected. Statements of the sizes of preparedRows go as server-side
+// prepared statements (the binary protocol halves the server's CPU per
+// row; see preparedRows), the rest interpolated.
+func (s *Store) upsertImported(ctx context.Context, tx *sql.Tx, run ImportRun, cards []srs.Card) (int64, error) {
+	started := float64(run.StartedMS) / 1000
+	sizes, prepared := splitRows(len(cards), s.chunks, importFreshChunk)
+	args := make([]any, 0, importFreshChunk*cardWidth+importGuards)
+	var affected int64
+	for i, k := range sizes {
+		args = args[:0]
+		for _, c := range cards[:k] {
+			args = appendCard(args, c)
+		}
+		cards = cards[k:]
+		for range importGuards {
+			args = append(args, started)
+		}
+		query := fmt.Sprintf(importUpsert, placeholders(cardPlaceholders, k))
+		var (
+			res sql.Result
+			err error
+		)
+		if st := s.maybeStmt(ctx, tx, query, prepared[i]); st != nil {
+			res, err = st.ExecContext(ctx, args...)
+		} else {
+			res, err = tx.ExecContext(ctx, query, args...)
+		}
+		if err != nil {
+			return 0, err
+		}
+		if n, err := res.RowsAffected(); err == nil {
+			affected += n
+		}
+	}
+	return affected, nil
+}
+
+// playersWithCards returns the (season, player) pairs of cards that have
+// any card row (cardKey with question ""): one index dive per student.
+func playersWithCards(ctx context.Context, tx *sql.Tx, cards []srs.Card) (map[cardKey]bool, error) {
+	bySeason := map[string][]any{}
+	var seasons []string
+	last := cardKey{}
+	for _, c := range cards {
+		k := cardKey{season: c.Season, player: c.Player}
+		if k == last {
+			continue
+		}
+		last = k
+		if bySeason[c.Season] == nil {
+			seasons = append(seasons, c.Season)
+		}
+		bySeason[c.Season] = append(bySeason[c.Season], c.Player)
+	}
+	out := map[cardKey]bool{}
+	for _, season := range seasons {
+		for chunk := range slices.Chunk(bySeason[season], keyChunk) {
+			rows, err := tx.QueryContext(ctx, "SELECT DISTINCT player FROM cards WHERE season = ? AND player IN ("+
+				placeholders("?", len(chunk))+")", append([]any{season}, chunk...)...)
+			if err != nil {
+				return nil, err
+			}
+			for rows.Next() {
+				var p string
+				if err := rows.Scan(&p); err != nil {
+					rows.Close()
+					return nil, err
+				}
+				out[cardKey{season: season, player: p}] = true
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
 }
 
 // existingRow is a card row as the import's guard sees it.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -20,7 +21,7 @@ import (
 
 // memoraDB creates a database for memora's tables (dropped after the test)
 // and returns its DSN and a connection to it.
-func memoraDB(t *testing.T) (string, *sql.DB) {
+func memoraDB(t testing.TB) (string, *sql.DB) {
 	t.Helper()
 	base := env("SRS_TEST_MYSQL", "root@tcp(127.0.0.1:3306)/")
 	name := randomName("srs_memora_")
@@ -77,7 +78,7 @@ type memoraFixture struct {
 }
 
 // bulkInsert inserts rows (each a []any of the columns) in statements of 1000.
-func bulkInsert(t *testing.T, db *sql.DB, table, cols string, rows [][]any) {
+func bulkInsert(t testing.TB, db *sql.DB, table, cols string, rows [][]any) {
 	t.Helper()
 	n := strings.Count(cols, ",") + 1
 	one := "(" + strings.TrimSuffix(strings.Repeat("?,", n), ",") + ")"
@@ -99,10 +100,10 @@ func datetime(t time.Time, loc *time.Location) string {
 }
 
 // buildTracker fills the tracker with players × questions cards: about a
-// third with older duplicate rows (some of those with season ''), a tenth
-// with season '' throughout (→ --default-season), and a few broken ones of
+// third with older duplicate rows (some of those with season ”), a tenth
+// with season ” throughout (→ --default-season), and a few broken ones of
 // each skip reason; plus rows without a player. Dates are written in loc.
-func buildTracker(t *testing.T, db *sql.DB, players, questions int, loc *time.Location, d0 float64) memoraFixture {
+func buildTracker(t testing.TB, db *sql.DB, players, questions int, loc *time.Location, d0 float64) memoraFixture {
 	t.Helper()
 	if _, err := db.Exec(trackerDDL); err != nil {
 		t.Fatal(err)
@@ -219,7 +220,7 @@ func importArgs(e testEnv, from string, extra ...string) []string {
 }
 
 // runImportTest runs an import in process and returns its counters and output.
-func runImportTest(t *testing.T, args []string, hook func(imp *importer, cancel context.CancelFunc)) (*importer, string, error) {
+func runImportTest(t testing.TB, args []string, hook func(imp *importer, cancel context.CancelFunc)) (*importer, string, error) {
 	t.Helper()
 	var out bytes.Buffer
 	c, err := parseImport(args, func(string) string { return "" }, &out)
@@ -596,5 +597,37 @@ func TestImportMemoraUsage(t *testing.T) {
 		if code := runImport(tc.args, &out, &out); code != 2 || !strings.Contains(out.String(), tc.want) {
 			t.Errorf("%v: exit %d, output %q; want 2 and %q", tc.args, code, out.String(), tc.want)
 		}
+	}
+}
+
+var importBenchPlayers = flag.Int("import-players", 2500, "BenchmarkImportMemora: tracker players (40 cards each, ~1.7 rows per card)")
+
+// BenchmarkImportMemora measures a first import of a generated tracker
+// (-import-players × 40 cards) into an empty target; it reports source rows/s.
+// Run: go test -run '^$' -bench ImportMemora -benchtime 1x -import-players 25000 ./cmd/srsproxy/
+func BenchmarkImportMemora(b *testing.B) {
+	for b.Loop() {
+		b.StopTimer()
+		db := randomName("srs_e2e_")
+		e := testEnv{DSN: env("SRS_TEST_MYSQL", "root@tcp(127.0.0.1:3306)/") + db, Redis: env("SRS_TEST_REDIS", "127.0.0.1:6379"), Prefix: randomName("srsbench")}
+		b.Cleanup(func() {
+			if conn, err := sql.Open("mysql", env("SRS_TEST_MYSQL", "root@tcp(127.0.0.1:3306)/")); err == nil {
+				conn.Exec("DROP DATABASE IF EXISTS " + db)
+				conn.Close()
+			}
+		})
+		from, src := memoraDB(b)
+		f := buildTracker(b, src, *importBenchPlayers, 40, time.UTC, 5)
+		b.StartTimer()
+		args := importArgs(e, from, "--table", "tracker", "--default-season", "SEASON-2026")
+		if _, out, err := runImportTest(b, append(args, "--dry-run"), nil); err != nil {
+			b.Fatalf("%v\n%s", err, out)
+		}
+		imp, out, err := runImportTest(b, args, nil)
+		if err != nil {
+			b.Fatalf("%v\n%s", err, out)
+		}
+		b.ReportMetric(float64(imp.counts.Rows)/b.Elapsed().Seconds(), "rows/s")
+		b.Log(out, f.rows)
 	}
 }
