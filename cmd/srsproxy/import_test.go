@@ -244,6 +244,12 @@ func runImportTest(t testing.TB, args []string, hook func(imp *importer, cancel 
 
 func checkCounts(t *testing.T, what string, got *importCounts, f memoraFixture) {
 	t.Helper()
+	if got.Rows != got.Duplicates+got.Cards+got.skippedTotal() {
+		t.Errorf("%s: rows %d != duplicates %d + cards %d + skipped %d", what, got.Rows, got.Duplicates, got.Cards, got.skippedTotal())
+	}
+	if got.Cards != got.Inserted+got.Updated+got.Unchanged+got.Kept && got.Inserted+got.Updated+got.Unchanged+got.Kept != 0 {
+		t.Errorf("%s: cards %d != inserted+updated+unchanged+kept %+v", what, got.Cards, got)
+	}
 	if got.Rows != int64(f.rows) || got.Duplicates != int64(f.duplicates) || got.Cards != int64(len(f.cards)) {
 		t.Errorf("%s: rows %d duplicates %d cards %d, want %d %d %d", what, got.Rows, got.Duplicates, got.Cards, f.rows, f.duplicates, len(f.cards))
 	}
