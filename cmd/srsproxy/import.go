@@ -86,18 +86,13 @@ func parseImport(args []string, getenv func(string) string, stderr io.Writer) (i
 	fs.BoolVar(&c.Conn.RedisTLS, "redis-tls", false, "connect to the upstream Redis over TLS")
 	fs.StringVar(&c.Conn.RedisTLSCA, "redis-tls-ca", "", "PEM file of the CA of the upstream Redis's certificate; implies --redis-tls")
 	fs.StringVar(&c.Conn.RedisPrefix, "redis-prefix", "", "key prefix of the sidecars in the upstream Redis (default srs)")
-	var envErr error
+	shared := map[string]bool{}
 	for _, name := range []string{"mysql", "mysql-tls-ca", "redis", "redis-cluster", "redis-password", "redis-username",
 		"redis-tls", "redis-tls-ca", "redis-prefix"} {
-		env := "SRSPROXY_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
-		if v := getenv(env); v != "" {
-			if err := fs.Set(name, v); err != nil && envErr == nil {
-				envErr = fmt.Errorf("%s: %w", env, err)
-			}
-		}
+		shared[name] = true
 	}
-	if envErr != nil {
-		return c, envErr
+	if err := applyEnv(fs, getenv, shared); err != nil {
+		return c, err
 	}
 	if err := fs.Parse(args); err != nil {
 		return c, err
