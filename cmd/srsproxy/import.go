@@ -460,14 +460,14 @@ func (imp *importer) pipeline(ctx context.Context, src *memoraSource, m *mapper,
 		defer close(work)
 		cursor := run.Cursor
 		for seq := 0; ; seq++ {
-			rows, err := src.page(ctx, cursor)
+			rows, next, more, err := src.page(ctx, cursor)
 			if err != nil {
 				return err
 			}
-			if len(rows) == 0 {
+			if !more {
 				return nil
 			}
-			cursor = rows[len(rows)-1].player
+			cursor = next
 			job := &pageJob{seq: seq, cursor: cursor, done: make(chan struct{})}
 			mp, err := m.page(rows)
 			if err != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"database/sql"
@@ -51,7 +50,6 @@ var identRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 // sourceRow is one row of either memora table; fields a table lacks stay zero.
 type sourceRow struct {
 	name, player, question, season string
-	weight                         []byte // the player's sort key in the source's collation
 	level                          sql.NullFloat64
 	difficulty                     sql.NullFloat64
 	due, modified                  sql.NullTime
@@ -171,7 +169,7 @@ func (s *memoraSource) seasonFilter() (string, []any) {
 }
 
 func (s *memoraSource) columns() string {
-	cols := []string{"name", "player", "WEIGHT_STRING(player)", "question_id", "stability", "modified"}
+	cols := []string{"name", "player", "question_id", "stability", "modified"}
 	switch {
 	case !s.tracker:
 		cols = append(cols, "''", "difficulty", "next_review", "state")
@@ -191,30 +189,34 @@ func (s *memoraSource) columns() string {
 }
 
 // page reads the rows of the next players after the player after ("" to
-// start), about pageRows of them, always whole players: a page that ends
-// inside a player drops that player's rows (the next page starts with them),
-// and a player with more rows than a page is read alone. Players compare in
-// the source's collation (a case-insensitive one makes "Ann" and "ann" one
-// position of the keyset), so the cut compares their sort keys
-// (WEIGHT_STRING), not their bytes. The next cursor is the last row's player.
-func (s *memoraSource) page(ctx context.Context, after string) ([]sourceRow, error) {
+// start): about pageRows rows, always whole players. A keyset in two steps:
+// an index-only read of the next pageRows players' index entries gives the
+// page's last player (hi), then a range read takes every row of the
+// players in (after, hi] (never OFFSET, never a sort of the table). Players
+// compare in the source's collation (a case-insensitive one makes "Ann" and
+// "ann" one position of the keyset), and both steps do so. more is false
+// after the last page.
+//
+// The range read fetches each row by its primary key from the player
+// index: with Frappe's random hash names those are random reads of the
+// table, so a source larger than its buffer pool reads at the speed of its
+// disk (see README, "Migrating from memora").
+func (s *memoraSource) page(ctx context.Context, after string) (rows []sourceRow, hi string, more bool, err error) {
+	qctx, cancel := context.WithTimeout(ctx, s.readTimeout)
+	defer cancel()
+	var bound sql.NullString
+	err = s.db.QueryRowContext(qctx, "SELECT MAX(player) FROM (SELECT player FROM "+quoteIdent(s.table)+
+		" WHERE player > ? ORDER BY player LIMIT ?) page", after, s.pageRows).Scan(&bound)
+	if err != nil {
+		return nil, "", false, fmt.Errorf("read %s: %w", s.table, err)
+	}
+	if !bound.Valid {
+		return nil, "", false, nil
+	}
 	where, args := s.seasonFilter()
-	query := "SELECT " + s.columns() + " FROM " + quoteIdent(s.table) + " WHERE player > ?" + where + " ORDER BY player LIMIT ?"
-	rows, err := s.query(ctx, query, append(append([]any{after}, args...), s.pageRows)...)
-	if err != nil || len(rows) < s.pageRows {
-		return rows, err
-	}
-	last := rows[len(rows)-1].weight
-	cut := len(rows)
-	for cut > 0 && bytes.Equal(rows[cut-1].weight, last) {
-		cut--
-	}
-	if cut > 0 {
-		return rows[:cut], nil
-	}
-	// One player fills the page: read all of that player.
-	return s.query(ctx, "SELECT "+s.columns()+" FROM "+quoteIdent(s.table)+" WHERE player = ?"+where,
-		append([]any{rows[0].player}, args...)...)
+	rows, err = s.query(ctx, "SELECT "+s.columns()+" FROM "+quoteIdent(s.table)+" WHERE player > ? AND player <= ?"+where,
+		append([]any{after, bound.String}, args...)...)
+	return rows, bound.String, true, err
 }
 
 func (s *memoraSource) query(ctx context.Context, query string, args ...any) ([]sourceRow, error) {
@@ -231,7 +233,7 @@ func (s *memoraSource) query(ctx context.Context, query string, args ...any) ([]
 			r                      sourceRow
 			name, question, season sql.NullString
 		)
-		if err := rows.Scan(&name, &r.player, &r.weight, &question, &r.level, &r.modified,
+		if err := rows.Scan(&name, &r.player, &question, &r.level, &r.modified,
 			&season, &r.difficulty, &r.due, &r.state, &r.subject, &r.topic); err != nil {
 			return nil, fmt.Errorf("read %s: %w", s.table, err)
 		}
