@@ -200,7 +200,7 @@ func (c importCounts) skippedTotal() int64 {
 }
 
 // format writes the summary.
-func (c importCounts) format(w io.Writer, dryRun bool, elapsed time.Duration) {
+func (c importCounts) format(w io.Writer, dryRun, noCache bool, elapsed time.Duration) {
 	verb := "written"
 	if dryRun {
 		verb = "that would be written"
@@ -211,7 +211,7 @@ func (c importCounts) format(w io.Writer, dryRun bool, elapsed time.Duration) {
 	fmt.Fprintf(w, "cards %s: %d\n", verb, c.Cards)
 	if !dryRun {
 		fmt.Fprintf(w, "  inserted %d, updated %d, unchanged %d, kept (newer in srsproxy) %d\n", c.Inserted, c.Updated, c.Unchanged, c.Kept)
-		fmt.Fprintf(w, "students' cache dropped: %d\n", c.Students)
+		fmt.Fprintf(w, "students' cache dropped: %d%s\n", c.Students, map[bool]string{true: " (--redis off)"}[noCache])
 	}
 	fmt.Fprintf(w, "rows skipped:          %d\n", c.skippedTotal())
 	for _, k := range slices.Sorted(maps.Keys(c.Skipped)) {
@@ -380,12 +380,12 @@ func (imp *importer) run(ctx context.Context) error {
 	m := &mapper{tracker: src.tracker, season: c.Season, defSeason: c.DefaultSeason, seasons: imp.season}
 	prog := newImportProgress(imp.stderr, imp.bar, src.estimate(ctx), counts.Rows)
 	err = imp.pipeline(ctx, src, m, run, counts, prog)
-	prog.finish()
+	prog.finish(counts.Rows, err == nil)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(imp.stdout, "import %s pass %d: done\n", id, run.Pass)
-	counts.format(imp.stdout, c.DryRun, time.Since(t0))
+	counts.format(imp.stdout, c.DryRun, c.NoCache, time.Since(t0))
 	return nil
 }
 
@@ -640,8 +640,16 @@ func (p *importProgress) set(done int64) {
 	fmt.Fprintf(p.w, "import: %d of ~%d rows, %.0f rows/s, ETA %s\n", done, p.total, rate, eta)
 }
 
-func (p *importProgress) finish() {
-	if p.bar != nil {
-		p.bar.Finish()
+// finish ends the bar at the rows read (the estimate was only that), at
+// 100% when the import completed.
+func (p *importProgress) finish(done int64, complete bool) {
+	if p.bar == nil {
+		return
 	}
+	if complete {
+		p.bar.ChangeMax64(max(done, 1))
+		p.bar.Finish()
+		return
+	}
+	fmt.Fprintln(p.w)
 }

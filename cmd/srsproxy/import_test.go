@@ -649,7 +649,7 @@ func BenchmarkImportMemora(b *testing.B) {
 }
 
 // TestImportSeasonFilter: --season restricts the tracker's read to the rows
-// that land in it ('' rows too when --default-season is the same season).
+// that land in it (” rows too when --default-season is the same season).
 func TestImportSeasonFilter(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
