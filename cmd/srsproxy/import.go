@@ -75,7 +75,7 @@ func parseImport(args []string, getenv func(string) string, stderr io.Writer) (i
 	fs.StringVar(&c.SourceTZ, "source-timezone", "UTC", "time zone of the source's DATETIME values")
 	fs.BoolVar(&c.DryRun, "dry-run", false, "read and map everything, print the summary, write nothing")
 	fs.IntVar(&c.PageRows, "page-rows", 20000, "source rows per keyset page")
-	fs.IntVar(&c.Workers, "workers", 2, "pages written at once")
+	fs.IntVar(&c.Workers, "workers", 4, "pages read and written at once (the source's reads are random primary-key reads: several at once overlap their I/O)")
 	fs.StringVar(&c.Progress, "progress", "auto", "bar (a progress bar), log (a line every few seconds) or auto (bar on a terminal)")
 	fs.StringVar(&c.Conn.MySQL, "mysql", "", "srsproxy's MariaDB DSN, the target (default root@tcp(127.0.0.1:3306)/srs)")
 	fs.StringVar(&c.Conn.MySQLTLSCA, "mysql-tls-ca", "", "PEM file of the CA of the target MariaDB's certificate")
@@ -438,7 +438,8 @@ func (imp *importer) season(name string) (seasonInfo, error) {
 // pageJob is one page through the pipeline.
 type pageJob struct {
 	seq    int
-	cursor string // the page's last player
+	after  string // the players after this one…
+	cursor string // …up to this one: the page's last player
 	m      mapped
 	w      mariadb.ImportWrite
 	users  int
@@ -446,34 +447,29 @@ type pageJob struct {
 	done   chan struct{}
 }
 
-// pipeline reads pages in order (one goroutine), maps and writes them on
-// cfg.Workers goroutines, and advances the saved cursor in page order: the
-// cursor only ever passes pages whose cards are all written and whose
-// students' cache entries are dropped. A page written but not yet recorded
+// pipeline finds the pages' bounds in order (one goroutine), reads, maps and
+// writes the pages on cfg.Workers goroutines, and advances the saved cursor
+// in page order: the cursor only ever passes pages whose cards are all
+// written and whose students' cache entries are dropped. A page written but not yet recorded
 // when the import stops is written again on resume, which changes nothing.
 func (imp *importer) pipeline(ctx context.Context, src *memoraSource, m *mapper, run mariadb.ImportRun, counts *importCounts, prog *importProgress) error {
 	g, ctx := errgroup.WithContext(ctx)
 	ordered := make(chan *pageJob, imp.cfg.Workers*2)
 	work := make(chan *pageJob, imp.cfg.Workers)
-	g.Go(func() error { // reader
+	g.Go(func() error { // bounds: the keyset, in order
 		defer close(ordered)
 		defer close(work)
 		cursor := run.Cursor
 		for seq := 0; ; seq++ {
-			rows, next, more, err := src.page(ctx, cursor)
+			hi, more, err := src.bound(ctx, cursor)
 			if err != nil {
 				return err
 			}
 			if !more {
 				return nil
 			}
-			cursor = next
-			job := &pageJob{seq: seq, cursor: cursor, done: make(chan struct{})}
-			mp, err := m.page(rows)
-			if err != nil {
-				return err
-			}
-			job.m = mp
+			job := &pageJob{seq: seq, after: cursor, cursor: hi, done: make(chan struct{})}
+			cursor = hi
 			for _, ch := range []chan *pageJob{ordered, work} {
 				select {
 				case ch <- job:
@@ -483,10 +479,12 @@ func (imp *importer) pipeline(ctx context.Context, src *memoraSource, m *mapper,
 			}
 		}
 	})
+	// Each worker reads, maps and writes whole pages: the range reads (random
+	// primary-key reads of the source) overlap as the writes do.
 	for range imp.cfg.Workers {
 		g.Go(func() error {
 			for job := range work {
-				job.err = imp.write(ctx, run, job)
+				job.err = imp.readWrite(ctx, src, m, run, job)
 				close(job.done)
 				if job.err != nil {
 					return job.err
@@ -545,6 +543,18 @@ func (imp *importer) pipeline(ctx context.Context, src *memoraSource, m *mapper,
 		return save(true)
 	})
 	return g.Wait()
+}
+
+// readWrite reads and maps one page, then writes it.
+func (imp *importer) readWrite(ctx context.Context, src *memoraSource, m *mapper, run mariadb.ImportRun, job *pageJob) error {
+	rows, err := src.rows(ctx, job.after, job.cursor)
+	if err != nil {
+		return err
+	}
+	if job.m, err = m.page(rows); err != nil {
+		return err
+	}
+	return imp.write(ctx, run, job)
 }
 
 // write writes one page's cards and drops their students' cache entries.

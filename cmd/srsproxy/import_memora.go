@@ -188,35 +188,36 @@ func (s *memoraSource) columns() string {
 	return strings.Join(cols, ", ")
 }
 
-// page reads the rows of the next players after the player after ("" to
-// start): about pageRows rows, always whole players. A keyset in two steps:
-// an index-only read of the next pageRows players' index entries gives the
-// page's last player (hi), then a range read takes every row of the
-// players in (after, hi] (never OFFSET, never a sort of the table). Players
+// bound finds the page after the player after ("" to start): about pageRows
+// rows, always whole players. A keyset in two steps: an index-only read of
+// the next pageRows players' index entries gives the page's last player (hi),
+// then rows, a range read, takes every row of the players in (after, hi]
+// (never OFFSET, never a sort of the table). Players
 // compare in the source's collation (a case-insensitive one makes "Ann" and
 // "ann" one position of the keyset), and both steps do so. more is false
-// after the last page.
+// after the last page. The range reads of several pages may run at once.
 //
 // The range read fetches each row by its primary key from the player
 // index: with Frappe's random hash names those are random reads of the
 // table, so a source larger than its buffer pool reads at the speed of its
 // disk (see README, "Migrating from memora").
-func (s *memoraSource) page(ctx context.Context, after string) (rows []sourceRow, hi string, more bool, err error) {
+func (s *memoraSource) bound(ctx context.Context, after string) (hi string, more bool, err error) {
 	qctx, cancel := context.WithTimeout(ctx, s.readTimeout)
 	defer cancel()
-	var bound sql.NullString
+	var b sql.NullString
 	err = s.db.QueryRowContext(qctx, "SELECT MAX(player) FROM (SELECT player FROM "+quoteIdent(s.table)+
-		" WHERE player > ? ORDER BY player LIMIT ?) page", after, s.pageRows).Scan(&bound)
+		" WHERE player > ? ORDER BY player LIMIT ?) page", after, s.pageRows).Scan(&b)
 	if err != nil {
-		return nil, "", false, fmt.Errorf("read %s: %w", s.table, err)
+		return "", false, fmt.Errorf("read %s: %w", s.table, err)
 	}
-	if !bound.Valid {
-		return nil, "", false, nil
-	}
+	return b.String, b.Valid, nil
+}
+
+// rows reads the rows of the players in (after, hi], the page bound found.
+func (s *memoraSource) rows(ctx context.Context, after, hi string) ([]sourceRow, error) {
 	where, args := s.seasonFilter()
-	rows, err = s.query(ctx, "SELECT "+s.columns()+" FROM "+quoteIdent(s.table)+" WHERE player > ? AND player <= ?"+where,
-		append([]any{after, bound.String}, args...)...)
-	return rows, bound.String, true, err
+	return s.query(ctx, "SELECT "+s.columns()+" FROM "+quoteIdent(s.table)+" WHERE player > ? AND player <= ?"+where,
+		append([]any{after, hi}, args...)...)
 }
 
 func (s *memoraSource) query(ctx context.Context, query string, args ...any) ([]sourceRow, error) {
