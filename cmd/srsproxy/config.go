@@ -273,6 +273,25 @@ func (l *levelFlag) Set(s string) error {
 	return fmt.Errorf("unknown level %q", s)
 }
 
+// applyEnv sets each flag of fs (those only accepts; nil: all) from its
+// SRSPROXY_<NAME> environment variable when set (flag names upper-cased,
+// '-' → '_'). It returns the first bad value, naming the variable.
+func applyEnv(fs *flag.FlagSet, getenv func(string) string, only map[string]bool) error {
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if only != nil && !only[f.Name] {
+			return
+		}
+		env := "SRSPROXY_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(env); v != "" {
+			if err := fs.Set(f.Name, v); err != nil && envErr == nil {
+				envErr = fmt.Errorf("%s: %w", env, err)
+			}
+		}
+	})
+	return envErr
+}
+
 // ParseConfig reads flags, with SRSPROXY_<NAME> environment variables as
 // defaults (flag names upper-cased, '-' → '_'). It fails naming the setting.
 func ParseConfig(args []string, getenv func(string) string) (Config, error) {
@@ -323,17 +342,8 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.DurationVar(&c.ReconcileEvery, "reconcile-every", 0, "period of the cluster-wide cache reconciliation job (default 1h)")
 	fs.IntVar(&c.ReconcileSample, "reconcile-sample", 0, "cards the periodic reconciliation compares, 100-100000 (default 10000)")
 
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		env := "SRSPROXY_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v := getenv(env); v != "" {
-			if err := fs.Set(f.Name, v); err != nil && envErr == nil {
-				envErr = fmt.Errorf("%s: %w", env, err)
-			}
-		}
-	})
-	if envErr != nil {
-		return c, envErr
+	if err := applyEnv(fs, getenv, nil); err != nil {
+		return c, err
 	}
 	if err := fs.Parse(args); err != nil {
 		return c, err

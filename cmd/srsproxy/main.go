@@ -42,6 +42,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "queue" {
 		os.Exit(runQueue(os.Args[2:], os.Stdout, os.Stderr))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "import" {
+		os.Exit(runImport(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	m := &Main{}
 	if err := m.ParseFlags(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "srsproxy:", err)
