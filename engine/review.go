@@ -150,7 +150,11 @@ func (e *Engine) reviewCached(ctx context.Context, sched *fsrs.Scheduler, req co
 			// The record only shows reviews written ahead to some queue.
 			return e.duplicate(sched, d.Review, false), nil
 		case core.AskLog:
-			return e.askLog(ctx, sched, req, rd.Card)
+			var res ReviewResult
+			var err error
+			if d, res, err = e.askLog(ctx, sched, req, rd.Card); d.Verdict != core.Apply {
+				return res, err
+			}
 		case core.TooOld:
 			return ReviewResult{}, tooOld(req, rd.Card)
 		}
@@ -248,18 +252,22 @@ func (e *Engine) writeAhead(ctx context.Context, expected string, r srs.Review) 
 var ErrUnconfirmed = errors.New("review queued but not confirmed by the cache")
 
 // askLog answers a review that is not after its card's last review: the
-// review log says whether its id was applied (then it is a duplicate), else
-// it is too old. Only this rare case needs MariaDB on the review path.
-func (e *Engine) askLog(ctx context.Context, sched *fsrs.Scheduler, req core.Request, card srs.Card) (ReviewResult, error) {
+// review log says whether its id was applied (then it is a duplicate). If
+// not, one given in the same millisecond as the last review is a new answer
+// (Apply, with the review to write); an older one is too old. Only this rare
+// case needs MariaDB on the review path.
+func (e *Engine) askLog(ctx context.Context, sched *fsrs.Scheduler, req core.Request, card srs.Card) (core.Decision, ReviewResult, error) {
 	r, ok, err := e.store.LoggedReview(ctx, req.Season, req.Player, req.Question, req.ID)
-	if err != nil {
-		return ReviewResult{}, fmt.Errorf("%w: review %s (AT %d) is older than its card's last review, and only the review log can tell whether it was applied: %v",
+	switch {
+	case err != nil:
+		return core.Decision{Verdict: core.AskLog}, ReviewResult{}, fmt.Errorf("%w: review %s (AT %d) is not after its card's last review, and only the review log can tell whether it was applied: %v",
 			srs.ErrStoreUnavailable, req.ID, req.At, err)
+	case ok:
+		return core.Decision{Verdict: core.Duplicate}, e.duplicate(sched, r, false), nil
+	case req.At == card.LastReview:
+		return core.Decision{Verdict: core.Apply, Review: core.Next(sched, card, req)}, ReviewResult{}, nil
 	}
-	if !ok {
-		return ReviewResult{}, fmt.Errorf("%w (at %d, last review %d; review %s is not in the review log)", srs.ErrReviewTooOld, req.At, card.LastReview, req.ID)
-	}
-	return e.duplicate(sched, r, false), nil
+	return core.Decision{Verdict: core.TooOld}, ReviewResult{}, fmt.Errorf("%w (at %d, last review %d; review %s is not in the review log)", srs.ErrReviewTooOld, req.At, card.LastReview, req.ID)
 }
 
 func tooOld(req core.Request, card srs.Card) error {
@@ -308,7 +316,10 @@ func (e *Engine) reviewInStore(ctx context.Context, sched *fsrs.Scheduler, req c
 	case core.Duplicate:
 		return e.duplicate(sched, d.Review, false), nil
 	case core.AskLog:
-		return e.askLog(ctx, sched, req, card)
+		var res ReviewResult
+		if d, res, err = e.askLog(ctx, sched, req, card); d.Verdict != core.Apply {
+			return res, err
+		}
 	case core.TooOld:
 		return ReviewResult{}, tooOld(req, card)
 	}

@@ -45,6 +45,8 @@ const (
 	Duplicate
 	// AskLog: only the review log (and the sidecar's queue) can tell whether
 	// this id was applied: the answer is not after the card's last review.
+	// Not in the log, an answer in the same millisecond is new, an older one
+	// too old.
 	AskLog
 	// TooOld: an answer older than the card's last review that carries no
 	// id, so it cannot be a retry; refused.
@@ -86,10 +88,13 @@ func Decide(sched *fsrs.Scheduler, card srs.Card, found bool, req Request) Decis
 	switch {
 	case !req.AtGiven || req.At > last || card.Reps == 0:
 		// A new answer: nothing at or after this time has been applied.
-	case req.At == last && (card.LastID != 0 || !req.IDGiven):
-		// Two answers in one millisecond: the record (or the missing id)
-		// says this is not the last one.
+	case req.At == last && !req.IDGiven:
+		// Two answers in one millisecond; without an id this one cannot
+		// be a retry.
 	case req.IDGiven:
+		// Older, or in the same millisecond with another id: a retry of an
+		// earlier review of that millisecond looks the same as a second
+		// answer in it (a session answering one question twice).
 		return Decision{Verdict: AskLog}
 	default:
 		return Decision{Verdict: TooOld}

@@ -49,7 +49,7 @@ func TestDecide(t *testing.T) {
 		{"offline sync hours later, new id", reviewed("a"), true, req("b", t0+3*3_600_000, true), Apply},
 		{"no AT: now", reviewed("a"), true, req("b", t0+1000, false), Apply},
 		{"no AT, clock behind the last review", reviewed("a"), true, req("b", t0-1000, false), Apply},
-		{"same ms, other id", reviewed("a"), true, req("b", t0, true), Apply},
+		{"same ms, other id: a retry of the ms's earlier review, or a second answer", reviewed("a"), true, req("b", t0, true), AskLog},
 		{"same ms, no id", reviewed("a"), true, req("", t0, true), Apply},
 		{"same ms, id, last id unknown", unknownID, true, req("b", t0, true), AskLog},
 		{"older, with id: maybe a retry", reviewed("a"), true, req("b", t0-1, true), AskLog},

@@ -228,8 +228,13 @@ func history(t *testing.T, rng *rand.Rand, sched *fsrs.Scheduler, season, player
 		}
 		g := srs.Grade([...]int{1, 1, 2, 2, 3, 3, 3, 3, 4, 4}[rng.IntN(10)])
 		id := fmt.Sprintf("r%d", i)
-		d := Decide(sched, card, found, Request{Season: season, Player: player, Question: "q", Grade: g,
-			At: at, AtGiven: true, ID: id, IDGiven: true})
+		req := Request{Season: season, Player: player, Question: "q", Grade: g, At: at, AtGiven: true, ID: id, IDGiven: true}
+		d := Decide(sched, card, found, req)
+		if d.Verdict == AskLog && at == card.LastReview {
+			// A second answer in the same millisecond: the engine asks the
+			// review log, which lacks this id, and applies it.
+			d = Decision{Verdict: Apply, Review: Next(sched, card, req)}
+		}
 		if d.Verdict != Apply {
 			t.Fatalf("review %d at %d: verdict %v", i, at, d.Verdict)
 		}
