@@ -256,29 +256,16 @@ func newAOFDriver(addr, prefix string, ds *dataset) *aofDriver {
 func (d *aofDriver) kinds() []string { return []string{"review"} }
 
 func (d *aofDriver) newWorker(_ context.Context, i int) (worker, error) {
-	c, err := dialRESP(d.addr, 5*time.Second)
+	c, err := dialConnWorker(d.addr, i)
 	if err != nil {
 		return nil, err
 	}
-	return &aofWorker{d: d, c: c, rng: seedOf(i)}, nil
+	return &aofWorker{connWorker: c, d: d}, nil
 }
 
 type aofWorker struct {
-	d   *aofDriver
-	c   *respConn
-	rng stream
-}
-
-func (w *aofWorker) Close() error { return w.c.Close() }
-
-func (w *aofWorker) reconnect() error {
-	w.c.Close()
-	c, err := dialRESP(w.d.addr, 5*time.Second)
-	if err != nil {
-		return err
-	}
-	w.c = c
-	return nil
+	*connWorker
+	d *aofDriver
 }
 
 func (w *aofWorker) do(_ context.Context) (int, error) {
@@ -293,24 +280,39 @@ func (w *aofWorker) do(_ context.Context) (int, error) {
 func (d *redisDriver) kinds() []string { return []string{"due"} }
 
 func (d *redisDriver) newWorker(_ context.Context, i int) (worker, error) {
-	c, err := dialRESP(d.addr, 5*time.Second)
+	c, err := dialConnWorker(d.addr, i)
 	if err != nil {
 		return nil, err
 	}
-	return &redisWorker{d: d, c: c, rng: seedOf(i)}, nil
+	return &redisWorker{connWorker: c, d: d}, nil
 }
 
 type redisWorker struct {
-	d   *redisDriver
-	c   *respConn
-	rng stream
+	*connWorker
+	d *redisDriver
 }
 
-func (w *redisWorker) Close() error { return w.c.Close() }
+// connWorker is a baseline worker's one connection to a Redis-speaking
+// server, with its random stream; it reconnects after an error.
+type connWorker struct {
+	addr string
+	c    *respConn
+	rng  stream
+}
 
-func (w *redisWorker) reconnect() error {
+func dialConnWorker(addr string, i int) (*connWorker, error) {
+	c, err := dialRESP(addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	return &connWorker{addr: addr, c: c, rng: seedOf(i)}, nil
+}
+
+func (w *connWorker) Close() error { return w.c.Close() }
+
+func (w *connWorker) reconnect() error {
 	w.c.Close()
-	c, err := dialRESP(w.d.addr, 5*time.Second)
+	c, err := dialRESP(w.addr, 5*time.Second)
 	if err != nil {
 		return err
 	}
