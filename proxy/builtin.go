@@ -57,6 +57,14 @@ func builtins() []*entry {
 			Since: "1.0.0", Group: "server", Handler: info}},
 		{Command: Command{Name: "COMMAND", Arity: -1, Syntax: "COMMAND [COUNT|LIST|INFO [name ...]|DOCS [name ...]]",
 			Summary: "Returns information about the commands.", Since: "2.8.13", Group: "server", Handler: command}},
+		{Command: Command{Name: "PTTL", Arity: 2, Syntax: "PTTL key",
+			Summary: "Returns the milliseconds until tracking clients are told key's cached replies expire, -1 if none is scheduled.",
+			Since:   "2.6.0", Group: "generic", Handler: pttl}},
+		{Command: Command{Name: "SUBSCRIBE", Arity: 2, Syntax: "SUBSCRIBE " + invalidateChannel,
+			Summary: "Receives redirected CLIENT TRACKING invalidations (the only channel there is).",
+			Since:   "2.0.0", Group: "pubsub", Handler: subscribe}},
+		{Command: Command{Name: "UNSUBSCRIBE", Arity: -1, Syntax: "UNSUBSCRIBE [" + invalidateChannel + "]",
+			Summary: "Stops receiving redirected invalidations.", Since: "2.0.0", Group: "pubsub", Handler: unsubscribe}},
 		tx("MULTI", "Starts a transaction.", multi),
 		tx("EXEC", "Runs the commands queued since MULTI.", exec),
 		tx("DISCARD", "Discards the commands queued since MULTI.", discard),
@@ -74,10 +82,19 @@ func builtins() []*entry {
 }
 
 func ping(_ context.Context, w *Reply, args [][]byte) {
-	switch len(args) {
-	case 1:
+	switch {
+	case len(args) <= 2 && w.proto == 2 && w.c.subscribed.Load():
+		// A subscribed RESP2 connection gets PING's reply as a message.
+		w.Array(2)
+		w.String("pong")
+		if len(args) == 2 {
+			w.Bulk(args[1])
+		} else {
+			w.String("")
+		}
+	case len(args) == 1:
 		w.Simple("PONG")
-	case 2:
+	case len(args) == 2:
 		w.Bulk(args[1])
 	default:
 		w.Error("ERR wrong number of arguments for 'ping' command")
@@ -164,8 +181,8 @@ var clientHelp = []string{
 	"INFO", "    Return information about the current connection.",
 	"LIST", "    Return information about all connections.",
 	"TRACKING (ON|OFF) [REDIRECT <id>] [BCAST] [PREFIX <prefix> [...]] [OPTIN] [OPTOUT] [NOLOOP]",
-	"    Accept client-side caching; no invalidation is ever sent (see CLIENT TRACKING).",
-	"CACHING (YES|NO)", "    Accepted in OPTIN or OPTOUT tracking mode.",
+	"    Enable or disable server-assisted client-side caching of SRS.DUE and SRS.CARD replies.",
+	"CACHING (YES|NO)", "    In OPTIN (OPTOUT) mode, track (do not track) the next command's reads.",
 	"TRACKINGINFO", "    Return the tracking mode of the current connection.",
 	"GETREDIR", "    Return the client ID invalidations are redirected to, 0 if none, -1 if tracking is off.",
 	"HELP", "    Print this help.",
@@ -247,7 +264,7 @@ func client(_ context.Context, w *Reply, args [][]byte) {
 	case "TRACKINGINFO":
 		clientTrackingInfo(w)
 	case "GETREDIR":
-		w.Int(c.tracking.redirection())
+		w.Int(c.track.Load().redirection())
 	case "HELP":
 		w.Array(len(clientHelp))
 		for _, line := range clientHelp {
@@ -347,7 +364,7 @@ var infoSections = []struct {
 		return [][2]string{
 			{"connected_clients", strconv.Itoa(c.s.Clients())},
 			{"blocked_clients", "0"},
-			{"tracking_clients", "0"}, // tracking is accepted, never done
+			{"tracking_clients", strconv.FormatInt(c.s.track.clients.Load(), 10)},
 		}
 	}},
 	{"Memory", func(c *conn) [][2]string {
@@ -373,6 +390,8 @@ var infoSections = []struct {
 			{"acl_access_denied_auth", strconv.FormatInt(c.s.stats.authDenied.Load(), 10)},
 			{"rejected_connections", strconv.FormatInt(c.s.stats.rejectedConns.Load(), 10)},
 			{"evicted_clients", strconv.FormatInt(c.s.stats.evictedClients.Load(), 10)},
+			{"tracking_total_keys", strconv.Itoa(c.s.track.size())},
+			{"tracking_invalidations_sent", strconv.FormatInt(c.s.track.sent.Load(), 10)},
 			{"instantaneous_ops_per_sec", strconv.FormatInt(c.s.opsPerSec(c.s.now()), 10)},
 		}
 	}},
@@ -575,149 +594,6 @@ func discard(_ context.Context, w *Reply, _ [][]byte) {
 }
 
 func ok(_ context.Context, w *Reply, _ [][]byte) { w.Simple("OK") }
-
-// tracking is a connection's CLIENT TRACKING mode. The sidecar accepts
-// server-assisted client-side caching so that clients enabling it by default
-// (rueidis sends CLIENT TRACKING ON OPTIN on every connection) can connect,
-// but it never sends an invalidation: the SRS.* replies are computed from
-// state that other sidecars change, not keys this server could track, so
-// a client must not cache them (rueidis caches only what DoCache asks for).
-type tracking struct {
-	on, bcast, optin, optout, noloop bool
-	redirect                         int64
-	prefixes                         []string
-}
-
-// redirection is CLIENT GETREDIR: -1 when tracking is off, else the client
-// invalidations would go to, 0 for none.
-func (t *tracking) redirection() int64 {
-	if !t.on {
-		return -1
-	}
-	return t.redirect
-}
-
-// clientTracking is CLIENT TRACKING ON|OFF [option ...], with Redis's checks
-// and errors.
-func clientTracking(w *Reply, args [][]byte) {
-	c := w.c
-	var t tracking
-	switch strings.ToUpper(string(args[0])) {
-	case "ON":
-		t.on = true
-	case "OFF":
-	default:
-		w.Error("ERR syntax error")
-		return
-	}
-	for i := 1; i < len(args); i++ {
-		more := len(args) - 1 - i
-		switch opt := strings.ToUpper(string(args[i])); {
-		case opt == "BCAST":
-			t.bcast = true
-		case opt == "OPTIN":
-			t.optin = true
-		case opt == "OPTOUT":
-			t.optout = true
-		case opt == "NOLOOP":
-			t.noloop = true
-		case opt == "REDIRECT" && more >= 1:
-			id, err := strconv.ParseInt(string(args[i+1]), 10, 64)
-			if err != nil {
-				w.Error("ERR value is not an integer or out of range")
-				return
-			}
-			if id != c.id && !slices.ContainsFunc(c.s.clients(), func(o *conn) bool { return o.id == id }) {
-				w.Error("ERR The client ID you want redirect to does not exist")
-				return
-			}
-			t.redirect = id
-			i++
-		case opt == "PREFIX" && more >= 1:
-			t.prefixes = append(t.prefixes, string(args[i+1]))
-			i++
-		default:
-			w.Error("ERR syntax error")
-			return
-		}
-	}
-	if !t.on {
-		c.tracking = tracking{}
-		w.Simple("OK")
-		return
-	}
-	switch old := c.tracking; {
-	case len(t.prefixes) > 0 && !t.bcast:
-		w.Error("ERR PREFIX option requires BCAST mode to be enabled")
-	case t.optin && t.optout:
-		w.Error("ERR You can't use both OPTIN and OPTOUT")
-	case t.bcast && (t.optin || t.optout):
-		w.Error("ERR OPTIN and OPTOUT are not compatible with BCAST")
-	case old.on && old.bcast != t.bcast:
-		w.Error("ERR You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode.")
-	case old.on && (old.optin != t.optin || old.optout != t.optout):
-		w.Error("ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then re-enabling it with a different mode.")
-	default:
-		if old.on && t.bcast {
-			t.prefixes = append(old.prefixes, t.prefixes...)
-		}
-		c.tracking = t
-		w.Simple("OK")
-	}
-}
-
-// clientCaching is CLIENT CACHING YES|NO, valid in OPTIN and OPTOUT mode. It
-// answers OK and changes nothing: nothing is ever tracked.
-func clientCaching(w *Reply, arg []byte) {
-	t := w.c.tracking
-	switch strings.ToUpper(string(arg)) {
-	case "YES":
-		if !t.on || !t.optin {
-			w.Error("ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.")
-			return
-		}
-	case "NO":
-		if !t.on || !t.optout {
-			w.Error("ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.")
-			return
-		}
-	default:
-		w.Error("ERR syntax error")
-		return
-	}
-	w.Simple("OK")
-}
-
-// clientTrackingInfo is CLIENT TRACKINGINFO: a map of flags, redirect and
-// prefixes, as Redis 6.2 answers it.
-func clientTrackingInfo(w *Reply) {
-	t := w.c.tracking
-	flags := []string{"off"}
-	if t.on {
-		flags = []string{"on"}
-		for _, f := range []struct {
-			set  bool
-			name string
-		}{{t.bcast, "bcast"}, {t.optin, "optin"}, {t.optout, "optout"}, {t.noloop, "noloop"}} {
-			if f.set {
-				flags = append(flags, f.name)
-			}
-		}
-	}
-	w.Map(3)
-	w.String("flags")
-	w.Array(len(flags))
-	for _, f := range flags {
-		w.Simple(f)
-	}
-	w.String("redirect")
-	w.Int(t.redirection())
-	w.String("prefixes")
-	w.Array(len(t.prefixes))
-	for _, p := range t.prefixes {
-		w.String(p)
-	}
-}
 
 // The CLUSTER replies describe a cluster of one node that owns every slot
 // and is reached at the address the client connected to, as Redis proxies

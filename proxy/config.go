@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 )
 
 // Defaults applied by NewServer to zero Config fields.
@@ -135,6 +136,12 @@ type Config struct {
 	// holding the most are disconnected, largest first, with a log line.
 	// Zero means no limit.
 	MaxMemoryClients int64
+	// TrackingMaxKeys is the most keys the CLIENT TRACKING table holds;
+	// past it the key expiring soonest is invalidated early. Default 100,000.
+	TrackingMaxKeys int
+	// TrackingMaxAge is how long a tracked reply may stay cached without a
+	// change being reported, default 1 minute (docs/TRACKING.md).
+	TrackingMaxAge time.Duration
 	// Version is this build's version, reported by HELLO and INFO.
 	Version string
 	// Logger receives connection errors, handler panics and failed barriers.
@@ -156,6 +163,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("Config.MaxMultiBytes: %d is negative", c.MaxMultiBytes)
 	case c.MaxMemoryClients < 0:
 		return fmt.Errorf("Config.MaxMemoryClients: %d is negative", c.MaxMemoryClients)
+	case c.TrackingMaxKeys < 0:
+		return fmt.Errorf("Config.TrackingMaxKeys: %d is negative", c.TrackingMaxKeys)
+	case c.TrackingMaxAge < 0:
+		return fmt.Errorf("Config.TrackingMaxAge: %v is negative", c.TrackingMaxAge)
 	}
 	if _, ok := c.Users["default"]; ok && c.RequirePass != "" {
 		return errors.New("Config.RequirePass: conflicts with user \"default\" in Config.Users")
@@ -188,6 +199,8 @@ func (c Config) withDefaults() Config {
 	c.MaxMultiBytes = cmp.Or(c.MaxMultiBytes, DefaultMaxMultiBytes)
 	c.MaxClients = cmp.Or(c.MaxClients, DefaultMaxClients)
 	c.Version = cmp.Or(c.Version, DefaultVersion)
+	c.TrackingMaxKeys = cmp.Or(c.TrackingMaxKeys, DefaultTrackingMaxKeys)
+	c.TrackingMaxAge = cmp.Or(c.TrackingMaxAge, DefaultTrackingMaxAge)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

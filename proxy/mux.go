@@ -22,7 +22,10 @@ type Command struct {
 	Syntax  string // e.g. "SRS.DUE player season [SUBJECT s] [LIMIT n] [AT ms]"
 	Since   string // version that added the command
 	Group   string // e.g. "srs"
-	Handler Handler
+	// CacheKey is the position of the key a tracking client files the
+	// reply under (1 for SRS.DUE player …); 0: the reply is not cacheable.
+	CacheKey int
+	Handler  Handler
 }
 
 // entry is a registered command with what the dispatcher needs.

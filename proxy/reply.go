@@ -25,6 +25,8 @@ type Reply struct {
 
 	tops int // top-level values begun by the current handler
 	open int // elements the open aggregates still expect
+
+	read trackedRead // the cacheable read being answered, if tracked
 }
 
 // Proto returns 2 or 3, the protocol the client chose with HELLO.

@@ -67,9 +67,14 @@ type Server struct {
 	ready     chan struct{} // closed once a listener is known or never will be
 	readyOnce sync.Once
 
+	track      *trackTable   // CLIENT TRACKING registrations (tracking.go)
+	stopExpire chan struct{} // closed by Shutdown: ends expireLoop
+	expireDone chan struct{} // closed when expireLoop has returned
+
 	mu    sync.Mutex
 	ln    net.Listener
 	conns map[*conn]struct{}
+	byID  map[int64]*conn
 	wg    sync.WaitGroup
 }
 
@@ -94,15 +99,20 @@ func NewServer(cfg Config, mux *Mux) (*Server, error) {
 	mux.freeze()
 	cfg = cfg.withDefaults()
 	s := &Server{
-		cfg:      cfg,
-		mux:      mux,
-		log:      cfg.Logger,
-		now:      time.Now,
-		ready:    make(chan struct{}),
-		conns:    make(map[*conn]struct{}),
-		decoy:    account{hash: sha256.Sum256([]byte("decoy"))},
-		authLog:  logx.Every(10 * time.Second),
-		evictLog: logx.Every(time.Second),
+		cfg:   cfg,
+		mux:   mux,
+		log:   cfg.Logger,
+		now:   time.Now,
+		ready: make(chan struct{}),
+		conns: make(map[*conn]struct{}),
+		byID:  make(map[int64]*conn),
+		track: newTrackTable(),
+
+		stopExpire: make(chan struct{}),
+		expireDone: make(chan struct{}),
+		decoy:      account{hash: sha256.Sum256([]byte("decoy"))},
+		authLog:    logx.Every(10 * time.Second),
+		evictLog:   logx.Every(time.Second),
 	}
 	s.started = s.now()
 	if cfg.RequirePass != "" || len(cfg.Users) > 0 {
@@ -169,6 +179,10 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.ln = ln
 	s.mu.Unlock()
+	go func() {
+		defer close(s.expireDone)
+		s.expireLoop(s.stopExpire)
+	}()
 	s.readyOnce.Do(func() { close(s.ready) })
 	if s.closing.Load() {
 		ln.Close()
@@ -219,7 +233,7 @@ func (s *Server) Clients() int {
 // connections are closed, their contexts cancelled, and ctx.Err() returned.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	s.closing.Store(true)
+	first := !s.closing.Swap(true)
 	ln := s.ln
 	for c := range s.conns {
 		c.nc.SetReadDeadline(time.Unix(1, 0)) // wakes a connection waiting for a command
@@ -228,6 +242,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.readyOnce.Do(func() { close(s.ready) })
 	if ln != nil {
 		ln.Close()
+		if first {
+			close(s.stopExpire)
+			<-s.expireDone
+		}
 	}
 	done := make(chan struct{})
 	go func() {
@@ -286,6 +304,7 @@ func (s *Server) start(nc net.Conn) {
 		return
 	}
 	s.conns[c] = struct{}{}
+	s.byID[c.id] = c
 	c.mem.Store(int64(len(c.rd.buf))) // the initial buffer: accounted, never a reason to evict
 	s.clientMem.Add(int64(len(c.rd.buf)))
 	s.wg.Add(1)
@@ -314,7 +333,20 @@ type conn struct {
 	role     Role
 	tx       *transaction // inside MULTI
 	quit     bool         // close once the replies are flushed
-	tracking tracking     // CLIENT TRACKING state, reported by TRACKINGINFO
+
+	// Client-side caching (tracking.go). track is read by the goroutines
+	// delivering invalidations; the others belong to c's goroutine.
+	track      atomic.Pointer[tracking] // CLIENT TRACKING session, nil when off
+	caching    cachingFlag              // CLIENT CACHING for the next command
+	subscribed atomic.Bool              // SUBSCRIBE __redis__:invalidate
+	pushes     atomic.Bool              // others may push to c: guard writes with wmu
+	ownPush    []pushMsg                // caused by c's own command: before its reply
+	afterPush  []pushMsg                // for c's volatile reads: after the reply
+
+	wmu     sync.Mutex // with pushes: serialises socket writes with other goroutines' pushes
+	busy    bool       // under wmu: c's goroutine is building replies (pushes are queued)
+	pending []pushMsg  // under wmu: pushes queued while busy
+	closed  bool       // under wmu
 
 	mu      sync.Mutex // guards writes of the fields below and of reply.proto, reply.user
 	name    string
@@ -356,7 +388,7 @@ func (c *conn) serve() {
 				return
 			}
 		default: // the batch is done
-			if !c.flush() || c.s.closing.Load() {
+			if !c.flushIdle(true) || c.s.closing.Load() {
 				return
 			}
 			if err := c.rd.fill(); err != nil {
@@ -364,6 +396,11 @@ func (c *conn) serve() {
 					c.s.log.Debug("read", "client", c.id, "err", err)
 				}
 				return
+			}
+			if c.pushes.Load() {
+				c.wmu.Lock()
+				c.busy = true
+				c.wmu.Unlock()
 			}
 			c.active.Store(c.s.now().UnixNano())
 		}
@@ -373,7 +410,12 @@ func (c *conn) serve() {
 func (c *conn) close() {
 	c.s.mu.Lock()
 	delete(c.s.conns, c)
+	delete(c.s.byID, c.id)
 	c.s.mu.Unlock()
+	c.setTracking(nil)
+	c.wmu.Lock()
+	c.closed, c.pending = true, nil
+	c.wmu.Unlock()
 	c.s.clientMem.Add(-c.mem.Swap(0))
 	c.nc.Close()
 	c.cancel()
@@ -383,7 +425,11 @@ func (c *conn) close() {
 // flush runs the durability barriers, then writes the buffered replies. It
 // returns false when the connection must close; after a failed barrier the
 // replies are dropped unsent.
-func (c *conn) flush() bool {
+func (c *conn) flush() bool { return c.flushIdle(false) }
+
+// flushIdle is flush; idle says the connection then waits for commands, so
+// pushes from other goroutines may be written directly from then on.
+func (c *conn) flushIdle(idle bool) bool {
 	ok := true
 	for i, wait := range c.barriers {
 		if err := runBarrier(wait); err != nil {
@@ -395,6 +441,13 @@ func (c *conn) flush() bool {
 	c.barriers = c.barriers[:0]
 	if !ok {
 		return false
+	}
+	if c.pushes.Load() {
+		// Held while writing, so that a push cannot interleave with the replies.
+		c.wmu.Lock()
+		defer c.wmu.Unlock()
+		c.pending = c.appendPushes(c.pending)
+		c.busy = !idle
 	}
 	if len(c.reply.b) == 0 {
 		return true
@@ -427,6 +480,8 @@ func (c *conn) handle(req request) {
 		return
 	}
 	e := c.s.mux.lookup(req.args[0], &c.scratch)
+	mark := len(w.b)
+	defer c.afterCommand(mark)
 	switch {
 	case e == nil:
 		c.refuse(unknownCommand(req.args))
@@ -436,6 +491,8 @@ func (c *conn) handle(req request) {
 		c.refuse("NOAUTH Authentication required.")
 	case c.role < e.Role:
 		c.refuse("NOPERM User " + w.user + " has no permissions to run the '" + e.lower + "' command")
+	case w.proto == 2 && c.subscribed.Load() && !allowedSubscribed(e.Name):
+		c.refuse("ERR Can't execute '" + e.lower + "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
 	case c.tx != nil && !e.inTx:
 		c.enqueue(e, req.args)
 	default:
@@ -513,6 +570,8 @@ func (c *conn) call(e *entry, args [][]byte) {
 		}
 		w.end(outer)
 	}()
+	c.beginRead(e, args)
+	defer c.endRead()
 	e.Handler(c.ctx, w, args)
 	if !w.complete() {
 		c.s.log.Error("command wrote a malformed reply", "cmd", e.Name, "client", c.id, "values", w.tops, "missing", w.open)
@@ -560,7 +619,9 @@ func (c *conn) login(user string, pass []byte) bool {
 // auth is on, the user.
 func (c *conn) reset() {
 	c.dropTx()
-	c.tracking = tracking{}
+	c.setTracking(nil)
+	c.subscribed.Store(false)
+	c.caching = cachingFlag{}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.reply.proto = 2
