@@ -30,6 +30,10 @@ type Options struct {
 	Meter  metric.Meter                          // nil: no metrics
 	Tracer trace.Tracer                          // nil: no spans
 	Status func(context.Context) (Status, error) // SRS.STATUS; nil: the command is not registered
+	// Watch arranges for changes of a user-season made through any sidecar
+	// to reach this sidecar's tracking clients (the Redis watcher); nil, or
+	// an error, makes a tracked reply volatile (docs/TRACKING.md).
+	Watch func(ctx context.Context, season, player string) error
 }
 
 // handlers binds the commands to an engine.
@@ -39,6 +43,7 @@ type handlers struct {
 	mux    *proxy.Mux
 	tracer trace.Tracer
 	status func(context.Context) (Status, error)
+	watch  func(ctx context.Context, season, player string) error
 
 	calls   metric.Int64Counter
 	latency metric.Float64Histogram
@@ -51,7 +56,7 @@ type handler func(ctx context.Context, w *proxy.Reply, args [][]byte) error
 
 // Register adds every SRS.* command to mux.
 func Register(mux *proxy.Mux, eng *engine.Engine, opts Options) error {
-	h := &handlers{eng: eng, log: opts.Logger, mux: mux, tracer: opts.Tracer, status: opts.Status}
+	h := &handlers{eng: eng, log: opts.Logger, mux: mux, tracer: opts.Tracer, status: opts.Status, watch: opts.Watch}
 	if h.log == nil {
 		h.log = slog.Default()
 	}
@@ -75,10 +80,10 @@ func Register(mux *proxy.Mux, eng *engine.Engine, opts Options) error {
 		{Name: "SRS.REVIEW", Arity: -5, Role: proxy.RoleApp, Handler: h.wrap("SRS.REVIEW", h.review),
 			Syntax:  "SRS.REVIEW player season question grade|CORRECT 0|1 MS n [ATTEMPTS n] [AT ms] [ID review_id] [SUBJECT s] [TOPIC t] [STAGE st] [DURATION ms]",
 			Summary: "Apply a student's answer (grade 1-4, or correct/time/attempts) with FSRS-6 and acknowledge it once it is durable."},
-		{Name: "SRS.DUE", Arity: -3, Role: proxy.RoleApp, Handler: h.wrap("SRS.DUE", h.due),
+		{Name: "SRS.DUE", Arity: -3, Role: proxy.RoleApp, CacheKey: 1, Handler: h.wrap("SRS.DUE", h.due),
 			Syntax:  "SRS.DUE player season [SUBJECT s] [LIMIT n] [AT ms]",
 			Summary: "List a student's due questions, most overdue first (LIMIT 1-50, default 20)."},
-		{Name: "SRS.CARD", Arity: 4, Role: proxy.RoleApp, Handler: h.wrap("SRS.CARD", h.card),
+		{Name: "SRS.CARD", Arity: 4, Role: proxy.RoleApp, CacheKey: 1, Handler: h.wrap("SRS.CARD", h.card),
 			Syntax:  "SRS.CARD player season question",
 			Summary: "Return one card's full FSRS state and current retrievability, or nil."},
 		{Name: "SRS.SEASON", Arity: -2, Role: proxy.RoleApp, Handler: h.wrap("SRS.SEASON", h.season),
@@ -161,6 +166,7 @@ func (h *handlers) review(ctx context.Context, w *proxy.Reply, args [][]byte) er
 	if err != nil {
 		return err
 	}
+	w.Changed(req.Player)
 	// The reply leaves only after the review is on disk (group commit: the
 	// wait runs when the connection flushes, once for a whole pipeline). A
 	// review written ahead of the cache, or a duplicate the record shows, is
@@ -181,9 +187,16 @@ func (h *handlers) due(ctx context.Context, w *proxy.Reply, args [][]byte) error
 	if err != nil {
 		return err
 	}
+	h.beginTracked(ctx, w, req.Season, req.Player)
 	res, err := h.eng.Due(ctx, req)
 	if err != nil {
 		return err
+	}
+	switch {
+	case !res.Cached:
+		w.Volatile()
+	case req.At == 0 && res.NextDue > 0:
+		w.ExpiresAt(time.UnixMilli(res.NextDue)) // a card becomes due: the list changes
 	}
 	writeDue(w, res)
 	return nil
@@ -194,7 +207,11 @@ func (h *handlers) card(ctx context.Context, w *proxy.Reply, args [][]byte) erro
 	if err != nil {
 		return err
 	}
+	h.beginTracked(ctx, w, req.Season, req.Player)
 	info, found, err := h.eng.Card(ctx, req.Season, req.Player, req.Question)
+	if !info.Cached {
+		w.Volatile() // not found, or read from MariaDB
+	}
 	switch {
 	case err != nil:
 		return err
@@ -204,6 +221,17 @@ func (h *handlers) card(ctx context.Context, w *proxy.Reply, args [][]byte) erro
 		writeCard(w, info)
 	}
 	return nil
+}
+
+// beginTracked makes sure a reply a tracking client will cache hears of
+// the user-season's changes, or is volatile.
+func (h *handlers) beginTracked(ctx context.Context, w *proxy.Reply, season, player string) {
+	if !w.Tracked() {
+		return
+	}
+	if h.watch == nil || h.watch(ctx, season, player) != nil {
+		w.Volatile()
+	}
 }
 
 func (h *handlers) season(ctx context.Context, w *proxy.Reply, args [][]byte) error {
@@ -231,6 +259,9 @@ func (h *handlers) season(ctx context.Context, w *proxy.Reply, args [][]byte) er
 	}
 	if err != nil {
 		return err
+	}
+	if req.Verb != "CREATE" {
+		w.ChangedAll() // the season's replies may all read differently now
 	}
 	info, err := h.eng.SeasonInfo(ctx, req.Name)
 	if err != nil {
@@ -270,12 +301,14 @@ func (h *handlers) archive(ctx context.Context, w *proxy.Reply, args [][]byte) e
 		if err := h.eng.Purge(ctx, req.Season); err != nil {
 			return err
 		}
+		w.ChangedAll()
 		w.Simple("OK")
 	default:
 		rep, err := h.eng.Archive(ctx, req.Season)
 		if err != nil {
 			return err
 		}
+		w.ChangedAll()
 		writeArchive(w, rep)
 	}
 	return nil

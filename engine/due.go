@@ -22,6 +22,11 @@ type DueResult struct {
 	Total    int64      // all due cards matching the filter
 	Degraded bool       // served from the store in Safe Mode
 	Cards    []srs.Card // most overdue first, at most the limit
+	// Cached: read from the cache, as of its current version, so a change
+	// made through any sidecar shows in the cache (client tracking relies
+	// on it). NextDue is then the page's srs.DuePage.NextDue.
+	Cached  bool
+	NextDue int64
 }
 
 // Due lists a user's due cards, most overdue first.
@@ -61,7 +66,7 @@ func (e *Engine) dueCached(ctx context.Context, req DueRequest) (DueResult, erro
 		}
 		if res.Loaded {
 			e.metrics.cacheReads.Add(ctx, 1, e.metrics.hit)
-			return DueResult{Season: req.Season, Total: res.Total, Cards: res.Cards}, nil
+			return DueResult{Season: req.Season, Total: res.Total, Cards: res.Cards, Cached: true, NextDue: res.NextDue}, nil
 		}
 		e.metrics.cacheReads.Add(ctx, 1, e.metrics.miss)
 		if err := e.load(ctx, req.Season, req.Player); err != nil {
@@ -135,6 +140,8 @@ func (e *Engine) dueFromStore(ctx context.Context, db Replica, req DueRequest) (
 type CardInfo struct {
 	Card           srs.Card
 	Retrievability float64
+	// Cached: read from the cache, as of its current version (see DueResult).
+	Cached bool
 }
 
 // Card returns one card's full state; found is false for an unknown card.
@@ -143,33 +150,33 @@ func (e *Engine) Card(ctx context.Context, season, player, question string) (Car
 	if err != nil {
 		return CardInfo{}, false, err
 	}
-	card, found, err := e.readCard(ctx, s, player, question)
+	card, found, cached, err := e.readCard(ctx, s, player, question)
 	if err != nil || !found {
 		return CardInfo{}, found, err
 	}
-	return CardInfo{Card: card, Retrievability: sched.Retrievability(card.Schedule, e.now())}, true, nil
+	return CardInfo{Card: card, Retrievability: sched.Retrievability(card.Schedule, e.now()), Cached: cached}, true, nil
 }
 
-func (e *Engine) readCard(ctx context.Context, s srs.Season, player, question string) (srs.Card, bool, error) {
+func (e *Engine) readCard(ctx context.Context, s srs.Season, player, question string) (card srs.Card, found, cached bool, err error) {
 	switch s.Archive {
 	case srs.ArchiveDone:
 		// Archived for good: nothing writes it any more, a replica will do.
-		return e.replica.ArchivedCard(ctx, s.Name, player, question)
+		return noCache(e.replica.ArchivedCard(ctx, s.Name, player, question))
 	case srs.ArchivePurged:
-		return srs.Card{}, false, &srs.SeasonArchivedError{Season: s.Name, ArchivedAt: s.ArchivedAt}
+		return srs.Card{}, false, false, &srs.SeasonArchivedError{Season: s.Name, ArchivedAt: s.ArchivedAt}
 	case srs.ArchiveInProgress:
 		if c, ok, err := e.storeCard(ctx, s.Name, player, question); ok || err != nil {
-			return c, ok, err
+			return c, ok, false, err
 		}
-		return e.store.ArchivedCard(ctx, s.Name, player, question)
+		return noCache(e.store.ArchivedCard(ctx, s.Name, player, question))
 	}
 	if !s.EnableCache || !s.IsActive {
-		return e.storeCard(ctx, s.Name, player, question)
+		return noCache(e.storeCard(ctx, s.Name, player, question))
 	}
 	if err := e.ensureClean(ctx, s.Name, player); errors.Is(err, errBypass) {
-		return e.storeCard(ctx, s.Name, player, question)
+		return noCache(e.storeCard(ctx, s.Name, player, question))
 	} else if err != nil {
-		return srs.Card{}, false, err
+		return srs.Card{}, false, false, err
 	}
 	for range 2 {
 		var rd srs.CardRead
@@ -178,19 +185,24 @@ func (e *Engine) readCard(ctx context.Context, s srs.Season, player, question st
 			return err
 		})
 		if errors.Is(err, errBypass) {
-			return e.storeCard(ctx, s.Name, player, question)
+			return noCache(e.storeCard(ctx, s.Name, player, question))
 		}
 		if err != nil {
-			return srs.Card{}, false, err
+			return srs.Card{}, false, false, err
 		}
 		if rd.Loaded {
-			return rd.Card, rd.Found, nil
+			return rd.Card, rd.Found, true, nil
 		}
 		if err := e.load(ctx, s.Name, player); errors.Is(err, errBypass) {
-			return e.storeCard(ctx, s.Name, player, question)
+			return noCache(e.storeCard(ctx, s.Name, player, question))
 		} else if err != nil {
-			return srs.Card{}, false, err
+			return srs.Card{}, false, false, err
 		}
 	}
-	return srs.Card{}, false, ErrContention
+	return srs.Card{}, false, false, ErrContention
+}
+
+// noCache passes on a card read from the store or a replica: not cached.
+func noCache(c srs.Card, found bool, err error) (srs.Card, bool, bool, error) {
+	return c, found, false, err
 }

@@ -22,6 +22,10 @@ type DuePage struct {
 	Loaded bool   // false: the user-season is not cached
 	Total  int64  // due cards matching the filter
 	Cards  []Card // most overdue first, at most the limit
+	// NextDue is the earliest due time after the page's "now" of any of the
+	// user-season's cards (filter or not), 0 if none: the page stays as it
+	// is until then unless a card is written.
+	NextDue int64
 }
 
 // SwapOutcome is the result of a compare-and-set of one card.

@@ -278,6 +278,9 @@ func (e *userEntry) set(s slot) {
 func (e *userEntry) due(subject string, now int64, limit int) (srs.DuePage, error) {
 	n := sort.Search(len(e.byDue), func(k int) bool { return e.slots[e.byDue[k]].due > now })
 	page := srs.DuePage{Loaded: true, Cards: make([]srs.Card, 0, min(limit, n))}
+	if n < len(e.byDue) {
+		page.NextDue = e.slots[e.byDue[n]].due
+	}
 	due := e.byDue[:n]
 	if subject == "" {
 		page.Total = int64(n)

@@ -15,6 +15,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/srsproxy/srsproxy/engine"
+	"github.com/srsproxy/srsproxy/proxy"
 )
 
 // Config is the sidecar's whole configuration. The zero value of each field
@@ -55,6 +56,8 @@ type Config struct {
 	RedisTimeout     time.Duration // read/write timeout of upstream calls
 	RedisPoolSize    int           // upstream connections per node; also the bound on concurrent upstream calls
 	NearCacheMB      int           // memory for in-process copies of recently used user-seasons
+	TrackingMaxKeys  int           // keys the CLIENT TRACKING table holds
+	TrackingMaxAge   time.Duration // longest a tracking client keeps a reply without an invalidation
 	BreakerFailures  int           // consecutive availability failures that open the breaker
 	BreakerOpen      time.Duration // time open before a half-open probe
 	SafeTop          int           // SRS.DUE items in Safe Mode (5–10)
@@ -103,6 +106,8 @@ func (c Config) withDefaults() Config {
 	c.RedisTimeout = cmp.Or(c.RedisTimeout, 250*time.Millisecond)
 	c.RedisPoolSize = cmp.Or(c.RedisPoolSize, engine.DefaultMaxInFlight)
 	c.NearCacheMB = cmp.Or(c.NearCacheMB, 1024)
+	c.TrackingMaxKeys = cmp.Or(c.TrackingMaxKeys, proxy.DefaultTrackingMaxKeys)
+	c.TrackingMaxAge = cmp.Or(c.TrackingMaxAge, proxy.DefaultTrackingMaxAge)
 	c.BreakerFailures = cmp.Or(c.BreakerFailures, 5)
 	c.BreakerOpen = cmp.Or(c.BreakerOpen, 5*time.Second)
 	c.SafeTop = cmp.Or(c.SafeTop, 10)
@@ -158,6 +163,8 @@ func (c Config) Validate() error {
 	check(c.RedisTimeout >= 10*time.Millisecond && c.RedisTimeout <= 10*time.Second, "--redis-timeout must be in [10ms, 10s], got %s", c.RedisTimeout)
 	check(c.RedisPoolSize >= 1 && c.RedisPoolSize <= 100000, "--redis-pool-size must be in [1, 100000], got %d", c.RedisPoolSize)
 	check(c.NearCacheMB >= 1 && c.NearCacheMB <= 1<<20, "--near-cache-mb must be in [1, 1048576], got %d", c.NearCacheMB)
+	check(c.TrackingMaxKeys >= 1 && c.TrackingMaxKeys <= 10_000_000, "--tracking-max-keys must be in [1, 10000000], got %d", c.TrackingMaxKeys)
+	check(c.TrackingMaxAge >= time.Second && c.TrackingMaxAge <= 24*time.Hour, "--tracking-max-age must be in [1s, 24h], got %s", c.TrackingMaxAge)
 	check(c.BreakerFailures >= 1 && c.BreakerFailures <= 1000, "--breaker-failures must be in [1, 1000], got %d", c.BreakerFailures)
 	check(c.BreakerOpen >= 100*time.Millisecond, "--breaker-open must be at least 100ms, got %s", c.BreakerOpen)
 	check(c.SafeTop >= 5 && c.SafeTop <= 10, "--safe-top must be in [5, 10], got %d", c.SafeTop)
@@ -329,6 +336,8 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&c.LogLevel, "log-level", "", "debug, info, warn or error (default info)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 0, "how long shutdown drains the queue before leaving the rest on disk (default 10s)")
 	fs.DurationVar(&c.RedisTimeout, "redis-timeout", 0, "read/write timeout of upstream Redis calls (default 250ms)")
+	fs.IntVar(&c.TrackingMaxKeys, "tracking-max-keys", 0, "players the CLIENT TRACKING table remembers; past it the one expiring soonest is invalidated early (default 100000)")
+	fs.DurationVar(&c.TrackingMaxAge, "tracking-max-age", 0, "longest a tracking client may keep an SRS.DUE/SRS.CARD reply: an invalidation is sent then even without a change (default 1m)")
 	fs.IntVar(&c.NearCacheMB, "near-cache-mb", 0, "memory (MiB) for in-process copies of recently used students' cards, validated against Redis by one GET per read (default 1024: ~19,000 students of 500 cards)")
 	fs.IntVar(&c.RedisPoolSize, "redis-pool-size", 0, "upstream Redis connections (per cluster node); at most this many upstream calls run at once, more wait briefly, then get TRYAGAIN (default 256)")
 	fs.IntVar(&c.BreakerFailures, "breaker-failures", 0, "consecutive upstream failures that open the breaker into Safe Mode (default 5)")

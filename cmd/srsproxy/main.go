@@ -88,6 +88,7 @@ type Main struct {
 	// MariaDB down; prepared is closed when it has ended.
 	prepareDone, prepared chan struct{}
 	cache                 *rcache.Cache
+	watcher               *rcache.Watcher // tells tracking clients of changes made through other sidecars
 	engine                *engine.Engine
 	alerter               *safemode.Alerter
 	tel                   *telemetry.Telemetry
@@ -200,12 +201,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	m.cache, err = rcache.New(rcache.Options{
+	cacheOpts := rcache.Options{
 		Addrs: c.Redis, Cluster: c.RedisCluster, Username: c.RedisUsername, Password: c.RedisPassword, TLS: upstreamTLS,
 		Prefix: c.RedisPrefix, TTL: c.CacheTTL,
 		ReadTimeout: c.RedisTimeout, WriteTimeout: c.RedisTimeout, DialTimeout: 2 * c.RedisTimeout, PoolSize: c.RedisPoolSize,
 		NearCacheBytes: int64(c.NearCacheMB) << 20,
-	})
+	}
+	m.cache, err = rcache.New(cacheOpts)
 	if err != nil {
 		return fmt.Errorf("redis: %w", err)
 	}
@@ -255,20 +257,23 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	pcfg := proxy.Config{Addr: c.Listen, RequirePass: pass, Version: Version, Logger: m.Log,
-		MaxClients: maxClients(c, m.Log.Warn), MaxMemoryClients: maxMemoryClients(c)}
+		MaxClients: maxClients(c, m.Log.Warn), MaxMemoryClients: maxMemoryClients(c),
+		TrackingMaxKeys: c.TrackingMaxKeys, TrackingMaxAge: c.TrackingMaxAge}
 	if c.Users != "" {
 		if pcfg.Users, err = proxy.LoadUsers(c.Users); err != nil {
 			return fmt.Errorf("--users: %w", err)
 		}
 	}
 	mux := proxy.NewMux()
-	err = commands.Register(mux, m.engine, commands.Options{Logger: m.Log, Meter: m.tel.Meter, Tracer: m.tel.Tracer, Status: m.status})
+	err = commands.Register(mux, m.engine, commands.Options{Logger: m.Log, Meter: m.tel.Meter, Tracer: m.tel.Tracer, Status: m.status,
+		Watch: func(ctx context.Context, season, player string) error { return m.watcher.Watch(ctx, season, player) }})
 	if err != nil {
 		return err
 	}
 	if m.server, err = proxy.NewServer(pcfg, mux); err != nil {
 		return err
 	}
+	m.watcher = rcache.NewWatcher(cacheOpts, m.server.Invalidate, m.server.InvalidateAll, m.Log)
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
 		return fmt.Errorf("--listen: %w", err)
@@ -598,6 +603,9 @@ func (m *Main) Close() error {
 			m.Log.Warn("queue not fully drained at shutdown; the rest is kept on disk", "err", err, "pending", m.queue.Stats().Depth)
 		}
 		errs = append(errs, m.queue.Close())
+	}
+	if m.watcher != nil {
+		errs = append(errs, m.watcher.Close())
 	}
 	if m.cache != nil {
 		errs = append(errs, m.cache.Close())
