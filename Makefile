@@ -24,7 +24,7 @@ OPTIMIZER_STAMP := testdata/optimizer/node_modules/.srsproxy-installed
 deps: $(CLIENTS_STAMP) $(TSFSRS_STAMP) $(OPTIMIZER_STAMP) ## install what the tests need: Debian packages (redis-server, redis-tools, python3-redis, nutcracker), the pinned npm clients, ts-fsrs and fsrs-rs's binding
 	@./scripts/test-deps
 
-# The real-client tests' pinned npm packages (ioredis, node-redis), from the lockfile.
+# The real-client tests' pinned npm packages (ioredis, iovalkey, node-redis 4, 5 and 6), from the lockfile.
 $(CLIENTS_STAMP): testdata/clients/package-lock.json
 	cd testdata/clients && npm ci --no-audit --no-fund --loglevel=error
 	touch $(CLIENTS_STAMP)

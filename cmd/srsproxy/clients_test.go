@@ -16,6 +16,7 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+	"github.com/redis/rueidis"
 )
 
 // clientsDir holds the scripts that drive the Python and Node.js clients and
@@ -85,11 +86,14 @@ func TestRealClients(t *testing.T) {
 	base := time.Now().Add(-6 * time.Hour).UnixMilli()
 
 	py := []string{"/usr/bin/python3", "redis_py.py"}
-	node := func(script string, proto string) []string {
-		if proto == "" {
-			return []string{"node", script}
+	// node runs file with the npm package pkg (ioredis.js and node-redis.js
+	// drive more than one package of the same API), then the protocol if set.
+	node := func(file, pkg, proto string) func(*testing.T, string, clientCase, int64) clientReport {
+		argv := []string{"node", file, pkg}
+		if proto != "" {
+			argv = append(argv, proto)
 		}
-		return []string{"node", script, proto}
+		return script(needNode(pkg), argv...)
 	}
 	cases := []clientCase{
 		{name: "redis-cli", season: "SEASON-2026-CLI", player: "cli-student", proto: 2, shape: resp2Shape,
@@ -97,21 +101,37 @@ func TestRealClients(t *testing.T) {
 		{name: "redis-cli-3", season: "SEASON-2026-CLI3", player: "cli3-student", proto: 3, shape: resp3Shape,
 			replayed: true, unknown: unknownERR, run: runRedisCLI},
 		{name: "go-redis", season: "SEASON-2026-GO", player: "go-student", proto: 3, lib: "go-redis(",
-			shape: resp3Shape, unknown: unknownERR, run: runGoRedis},
+			shape: resp3Shape, unknown: unknownERR, run: runGoClient("go-redis "+goredis.Version(), dialGoRedis)},
 		{name: "go-redis-resp2", season: "SEASON-2026-GO2", player: "go2-student", proto: 2, lib: "go-redis(",
-			shape: resp2Shape, unknown: unknownERR, run: runGoRedis},
+			shape: resp2Shape, unknown: unknownERR, run: runGoClient("go-redis "+goredis.Version(), dialGoRedis)},
+		// redigo speaks RESP2 and sets no lib-name.
+		{name: "redigo", season: "SEASON-2026-REDIGO", player: "redigo-student", proto: 2, shape: resp2Shape,
+			unknown: unknownERR, run: runGoClient("redigo "+modVersion(t, "github.com/gomodule/redigo"), dialRedigo)},
+		// rueidis, like redis-py, drops the ERR code from the message. With
+		// default options it asks CLUSTER SLOTS, is told of one node owning
+		// every slot, and runs as a cluster client.
+		{name: "rueidis", season: "SEASON-2026-RUEIDIS", player: "rueidis-student", proto: 3, lib: "rueidis",
+			shape: resp3Shape, unknown: "unknown command 'SRS.NOPE'", run: runGoClient("rueidis "+rueidis.LibVer, dialRueidis)},
 		// redis-py drops the ERR code from the message and raises ResponseError.
 		{name: "redis-py", season: "SEASON-2026-PY", player: "py-student", proto: 2, shape: resp2Shape,
 			unknown: "ResponseError: unknown command 'SRS.NOPE'", run: script(needRedisPy, py...)},
 		// ioredis 6 speaks RESP3 by default but hands replies over in RESP2 shapes.
 		{name: "ioredis", season: "SEASON-2026-IO", player: "io-student", proto: 3, lib: "ioredis",
-			shape: resp2Shape, unknown: unknownERR, run: script(needNode("ioredis"), node("ioredis.js", "")...)},
+			shape: resp2Shape, unknown: unknownERR, run: node("ioredis.js", "ioredis", "")},
 		{name: "ioredis-resp2", season: "SEASON-2026-IO2", player: "io2-student", proto: 2, lib: "ioredis",
-			shape: resp2Shape, unknown: unknownERR, run: script(needNode("ioredis"), node("ioredis.js", "2")...)},
+			shape: resp2Shape, unknown: unknownERR, run: node("ioredis.js", "ioredis", "2")},
+		// iovalkey, ioredis's fork, speaks RESP2 and sets no lib-name.
+		{name: "iovalkey", season: "SEASON-2026-IOVALKEY", player: "iovalkey-student", proto: 2, shape: resp2Shape,
+			unknown: unknownERR, run: node("ioredis.js", "iovalkey", "")},
 		{name: "node-redis", season: "SEASON-2026-NODE", player: "node-student", proto: 3, lib: "node-redis",
-			shape: resp3Shape, unknown: unknownERR, run: script(needNode("redis"), node("node-redis.js", "")...)},
+			shape: resp3Shape, unknown: unknownERR, run: node("node-redis.js", "redis", "")},
 		{name: "node-redis-resp2", season: "SEASON-2026-NODE2", player: "node2-student", proto: 2, lib: "node-redis",
-			shape: resp2Shape, unknown: unknownERR, run: script(needNode("redis"), node("node-redis.js", "2")...)},
+			shape: resp2Shape, unknown: unknownERR, run: node("node-redis.js", "redis", "2")},
+		// node-redis 4 speaks RESP2 only; node-redis 5 RESP2 unless told RESP: 3.
+		{name: "node-redis-4", season: "SEASON-2026-NODE4", player: "node4-student", proto: 2, lib: "node-redis",
+			shape: resp2Shape, unknown: unknownERR, run: node("node-redis.js", "redis4", "")},
+		{name: "node-redis-5", season: "SEASON-2026-NODE5", player: "node5-student", proto: 2, lib: "node-redis",
+			shape: resp2Shape, unknown: unknownERR, run: node("node-redis.js", "redis5", "")},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -231,10 +251,11 @@ func checkReport(t *testing.T, c clientCase, r clientReport, base int64) {
 	}
 }
 
-// clientInfo parses a CLIENT INFO line into its fields.
+// clientInfo parses a CLIENT INFO line into its fields. In RESP3 the line is
+// a verbatim string; rueidis hands it over with its format, "txt:".
 func clientInfo(s string) map[string]string {
 	out := map[string]string{}
-	for _, f := range strings.Fields(s) {
+	for _, f := range strings.Fields(strings.TrimPrefix(s, "txt:")) {
 		if k, v, ok := strings.Cut(f, "="); ok {
 			out[k] = v
 		}
@@ -265,75 +286,6 @@ func norm(v any) string {
 func normInt(v any) int64 {
 	n, _ := strconv.ParseInt(norm(v), 10, 64)
 	return n
-}
-
-// runGoRedis runs the session through go-redis with default options (RESP3)
-// or Protocol: 2.
-func runGoRedis(t *testing.T, addr string, c clientCase, base int64) clientReport {
-	t.Helper()
-	ctx := context.Background()
-	opts := &goredis.Options{Addr: addr}
-	if c.proto == 2 {
-		opts.Protocol = 2
-	}
-	rdb := goredis.NewClient(opts)
-	defer rdb.Close()
-	r := clientReport{Client: "go-redis " + goredis.Version()}
-
-	pipe := rdb.Pipeline()
-	var cmds []*goredis.Cmd
-	for _, args := range reviewPlan(c.player, c.season, base) {
-		cmds = append(cmds, pipe.Do(ctx, anyArgs(args)...))
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		t.Fatalf("pipeline: %v", err)
-	}
-	for _, cmd := range cmds {
-		r.Reviews = append(r.Reviews, plainMap(t, cmd.Val()))
-	}
-	first, firstMap := cmds[0].Val(), r.Reviews[0]
-	r.Types = resp2Shape
-	if _, ok := first.([]any); !ok {
-		r.Types.Map = "map"
-	}
-	if _, ok := firstMap["duplicate"].(bool); ok {
-		r.Types.Duplicate = "bool"
-	}
-	if _, ok := firstMap["stability"].(float64); ok {
-		r.Types.Stability = "double"
-	}
-
-	r.Due = plainMap(t, mustDo(t, rdb, "SRS.DUE", c.player, c.season))
-	r.ClientInfoBefore = fmt.Sprint(mustDo(t, rdb, "CLIENT", "INFO"))
-	if _, err := rdb.Do(ctx, "SRS.NOPE", c.player).Result(); err != nil {
-		r.UnknownError = err.Error()
-	}
-	r.After = plainMap(t, mustDo(t, rdb, "SRS.CARD", c.player, c.season, "q-00"))
-	r.ClientInfoAfter = fmt.Sprint(mustDo(t, rdb, "CLIENT", "INFO"))
-	return r
-}
-
-func anyArgs(args []string) []any {
-	out := make([]any, len(args))
-	for i, a := range args {
-		out[i] = a
-	}
-	return out
-}
-
-// plainMap turns a go-redis map reply (RESP3 map or RESP2 flat array) into a
-// map[string]any, with "items" a list of such maps.
-func plainMap(t *testing.T, v any) map[string]any {
-	t.Helper()
-	m := asMap(t, v)
-	if items, ok := m["items"].([]any); ok {
-		out := make([]any, len(items))
-		for i, it := range items {
-			out[i] = asMap(t, it)
-		}
-		m["items"] = out
-	}
-	return m
 }
 
 // script returns a runner for one of the scripts in testdata/clients.
@@ -373,7 +325,8 @@ func needRedisPy(t *testing.T) {
 }
 
 // needNode fails (never skips) when node or the npm package pkg is missing,
-// or when the installed version is not the one package.json pins.
+// or when the installed version is not the one package.json pins (for an
+// alias such as "npm:redis@4.7.1", the version after the last @).
 func needNode(pkg string) func(t *testing.T) {
 	return func(t *testing.T) {
 		t.Helper()
@@ -391,9 +344,10 @@ func needNode(pkg string) func(t *testing.T) {
 		if err != nil {
 			t.Fatalf("npm package %s is not installed (%v); install it: cd testdata/clients && npm ci", pkg, err)
 		}
-		if err := json.Unmarshal(b, &installed); err != nil || installed.Version != pinned.Dependencies[pkg] {
+		pin := pinned.Dependencies[pkg]
+		if err := json.Unmarshal(b, &installed); err != nil || pin == "" || installed.Version != pin[strings.LastIndex(pin, "@")+1:] {
 			t.Fatalf("npm package %s %s is installed, package.json pins %q (%v); reinstall: cd testdata/clients && npm ci",
-				pkg, installed.Version, pinned.Dependencies[pkg], err)
+				pkg, installed.Version, pin, err)
 		}
 	}
 }
@@ -469,16 +423,7 @@ func runRedisCLI(t *testing.T, addr string, c clientCase, base int64) clientRepo
 	// RESP3 maps print as `1# "field" => value`; doubles and booleans as
 	// (double) and (true)/(false). RESP2 prints flat arrays of strings and
 	// integers.
-	r.Types = resp2Shape
-	if strings.Contains(out, `1# "question_id" => `) {
-		r.Types.Map = "map"
-	}
-	if _, ok := r.Reviews[0]["duplicate"].(bool); ok {
-		r.Types.Duplicate = "bool"
-	}
-	if _, ok := r.Reviews[0]["stability"].(float64); ok {
-		r.Types.Stability = "double"
-	}
+	r.Types = shapeOf(!strings.Contains(out, `1# "question_id" => `), r.Reviews[0])
 	return r
 }
 

@@ -1,27 +1,27 @@
-// ioredis with its default options: one 50-review pipeline, SRS.DUE, and an
-// unknown command followed by a good one on the same connection. Prints a
-// JSON report for cmd/srsproxy/clients_test.go. Usage:
-//   node ioredis.js host:port season player base_ms [2|3]
+// ioredis, or its fork iovalkey, with its default options: one 50-review
+// pipeline, SRS.DUE, and an unknown command followed by a good one on the
+// same connection. Prints a JSON report for cmd/srsproxy/clients_test.go.
+// Usage:
+//   node ioredis.js host:port season player base_ms ioredis|iovalkey [2|3]
 "use strict";
 const { parseArgs, plan, toMap, typesOf, fail } = require("./session");
 
-let Redis;
-try {
-  Redis = require("ioredis");
-} catch (e) {
-  fail(`ioredis is not installed: cd testdata/clients && npm ci (${e.message})`);
-}
-
 async function main() {
   const a = parseArgs(process.argv.slice(2));
-  // Default options but the address (and protocol when given): ioredis
+  let Redis;
+  try {
+    Redis = require(a.pkg);
+  } catch (e) {
+    fail(`${a.pkg} is not installed: cd testdata/clients && npm ci (${e.message})`);
+  }
+  // Default options but the address (and protocol when given): the client
   // connects on its own and queues commands until its handshake is done.
   const opts = { host: a.host, port: a.port };
   if (a.protocol !== undefined) opts.protocol = a.protocol;
   const redis = new Redis(opts);
-  redis.on("error", (e) => process.stderr.write(`ioredis: ${e.message}\n`));
+  redis.on("error", (e) => process.stderr.write(`${a.pkg}: ${e.message}\n`));
   try {
-    const report = { client: `ioredis ${require("ioredis/package.json").version}` };
+    const report = { client: `${a.pkg} ${require(`${a.pkg}/package.json`).version}` };
 
     const pipe = redis.pipeline();
     for (const cmd of plan(a)) pipe.call(...cmd);
@@ -49,4 +49,4 @@ async function main() {
   }
 }
 
-main().catch((e) => fail(`ioredis: ${e.stack || e}`));
+main().catch((e) => fail(`ioredis.js: ${e.stack || e}`));

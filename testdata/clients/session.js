@@ -3,12 +3,14 @@
 // checks. Keep the plan in step with reviewPlan in clients_test.go.
 "use strict";
 
-// parseArgs reads "host:port season player base_ms [protocol]".
+// parseArgs reads "host:port season player base_ms package [protocol]":
+// package is the npm name to require (an alias such as redis4 for an older
+// major version of the same client).
 function parseArgs(argv) {
-  if (argv.length < 4) {
-    fail(`usage: node ${require("path").basename(process.argv[1])} host:port season player base_ms [2|3]`);
+  if (argv.length < 5) {
+    fail(`usage: node ${require("path").basename(process.argv[1])} host:port season player base_ms package [2|3]`);
   }
-  const [addr, season, player, base, protocol] = argv;
+  const [addr, season, player, base, pkg, protocol] = argv;
   const i = addr.lastIndexOf(":");
   return {
     host: addr.slice(0, i),
@@ -16,6 +18,7 @@ function parseArgs(argv) {
     season,
     player,
     base: Number(base),
+    pkg,
     protocol: protocol === undefined ? undefined : Number(protocol),
   };
 }
