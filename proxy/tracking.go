@@ -251,6 +251,18 @@ func (tt *trackTable) size() int {
 	return len(tt.keys)
 }
 
+// TrackingStats are the figures of client-side caching, for metrics.
+type TrackingStats struct {
+	Clients       int64 // connections with tracking on
+	Keys          int64 // keys in the tracking table
+	Invalidations int64 // invalidation messages sent since the start
+}
+
+// Tracking returns the current TrackingStats.
+func (s *Server) Tracking() TrackingStats {
+	return TrackingStats{Clients: s.track.clients.Load(), Keys: int64(s.track.size()), Invalidations: s.track.sent.Load()}
+}
+
 // Invalidate tells every tracking connection that read one of keys, and
 // every BCAST connection whose prefixes match one, that the keys changed.
 // The Redis watcher calls it for changes made through any sidecar.
@@ -268,6 +280,9 @@ func (s *Server) InvalidateAll() { s.invalidate(nil, nil) }
 // flushes every tracking connection, as Redis does on FLUSHALL. writer is
 // the connection whose own command changed them, or nil.
 func (s *Server) invalidate(keys []string, writer *conn) {
+	if s.track.clients.Load() == 0 {
+		return // nobody tracks: what the table holds is of sessions that ended
+	}
 	if keys == nil {
 		s.track.clearAll()
 		for _, c := range s.clients() {

@@ -150,6 +150,14 @@ func (w *Watcher) Watch(ctx context.Context, season, player string) error {
 	return nil
 }
 
+// Up reports whether the watcher is subscribed and has a reader: whether
+// Watch can succeed.
+func (w *Watcher) Up() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.reader != nil
+}
+
 // Watched is the number of version keys marked as watched or being watched.
 func (w *Watcher) Watched() int {
 	w.mu.Lock()

@@ -274,6 +274,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.watcher = rcache.NewWatcher(cacheOpts, m.server.Invalidate, m.server.InvalidateAll, m.Log)
+	if err := m.trackingMetrics(); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
 		return fmt.Errorf("--listen: %w", err)

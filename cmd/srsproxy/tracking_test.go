@@ -113,6 +113,9 @@ func TestTrackingAcrossSidecars(t *testing.T) {
 	if total, hit := due(); hit || total != 3 {
 		t.Fatalf("right after its own review: total_due %d, cache hit %v; want 3 from the server", total, hit)
 	}
+	if st := f.a.server.Tracking(); st.Clients < 1 || st.Invalidations < 2 || !f.a.watcher.Up() {
+		t.Errorf("sidecar A's tracking figures: %+v, watcher up %v", st, f.a.watcher.Up())
+	}
 }
 
 // TestTrackingRedirectRESP2: a RESP2 client tracks with REDIRECT to a
