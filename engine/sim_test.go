@@ -198,7 +198,11 @@ func (c simCache) Due(ctx context.Context, season, player, subject string, now i
 	c.remember(season, player, u)
 	page := srs.DuePage{Loaded: true}
 	for _, q := range slices.Sorted(maps.Keys(u)) {
-		if card := u[q]; card.Due <= now && (subject == "" || card.Subject == subject) {
+		card := u[q]
+		if card.Due > now && (page.NextDue == 0 || card.Due < page.NextDue) {
+			page.NextDue = card.Due
+		}
+		if card.Due <= now && (subject == "" || card.Subject == subject) {
 			page.Total++
 			if len(page.Cards) < limit {
 				page.Cards = append(page.Cards, card)

@@ -143,6 +143,9 @@ func TestDueLoadSwap(t *testing.T) {
 	if res.Total != 4 || len(res.Cards) != 2 || res.Cards[0].QuestionID != "q5" || res.Cards[1].QuestionID != "q1" {
 		t.Fatalf("due: %+v", res)
 	}
+	if res.NextDue != now+1000 { // q4: the list changes then without any write
+		t.Fatalf("NextDue = %d, want q4's due %d", res.NextDue, now+1000)
+	}
 	res, err = c.Due(ctx, "SEASON-2026", "p1", "math", now, 1)
 	if err != nil {
 		t.Fatal(err)
