@@ -158,3 +158,46 @@ func TestTrackingRedirectRESP2(t *testing.T) {
 		t.Fatalf("invalidation = %+v, want the keys [%s]", msg, f.player)
 	}
 }
+
+// TestTrackingDueTimeInvalidates: a cached SRS.DUE (no AT) is invalidated
+// when a card becomes due, with no write at all.
+func TestTrackingDueTimeInvalidates(t *testing.T) {
+	t.Parallel()
+	f := newTrackingFixture(t, "SEASON-2026-TRK3", "trk3-student")
+	ctx := context.Background()
+	// Again on a new card, backdated so that its one-minute learning step
+	// ends about a second from now.
+	rep, err := f.viaB.Do(ctx, "SRS.REVIEW", f.player, f.season, "q-soon", 1,
+		"AT", time.Now().Add(-time.Minute+time.Second).UnixMilli(), "ID", "trk3-soon").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dueAt, _ := rep.(map[any]any)["due"].(int64)
+	if wait := time.Until(time.UnixMilli(dueAt)); wait <= 0 || wait > 3*time.Second {
+		t.Fatalf("the card is due in %v, want about a second (reply %v)", wait, rep)
+	}
+	rc, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{f.a.Addr()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	for start := time.Now(); ; time.Sleep(5 * time.Millisecond) {
+		res := rc.DoCache(ctx, rueidis.Cacheable(rc.B().Arbitrary("SRS.DUE").Keys(f.player).Args(f.season).Build()), time.Minute)
+		m, err := res.AsMap()
+		if err != nil {
+			t.Fatal(err)
+		}
+		field := m["total_due"]
+		total, _ := field.AsInt64()
+		if total == 6 {
+			if time.Now().Before(time.UnixMilli(dueAt)) {
+				t.Fatalf("total_due 6 before the card was due")
+			}
+			t.Logf("the due list refreshed %v after the card became due", time.Since(time.UnixMilli(dueAt)))
+			return
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("total_due still %d (cache hit %v) 5s later: no invalidation when the card became due", total, res.IsCacheHit())
+		}
+	}
+}
