@@ -120,6 +120,9 @@ func TestRealClients(t *testing.T) {
 			shape: resp2Shape, unknown: unknownERR, run: node("ioredis.js", "ioredis", "")},
 		{name: "ioredis-resp2", season: "SEASON-2026-IO2", player: "io2-student", proto: 2, lib: "ioredis",
 			shape: resp2Shape, unknown: unknownERR, run: node("ioredis.js", "ioredis", "2")},
+		// ioredis's cluster client, seeded with the sidecar, finds one node.
+		{name: "ioredis-cluster", season: "SEASON-2026-IOC", player: "ioc-student", proto: 3, lib: "ioredis",
+			shape: resp2Shape, unknown: unknownERR, run: node("ioredis.js", "ioredis", "cluster")},
 		// iovalkey, ioredis's fork, speaks RESP2 and sets no lib-name.
 		{name: "iovalkey", season: "SEASON-2026-IOVALKEY", player: "iovalkey-student", proto: 2, shape: resp2Shape,
 			unknown: unknownERR, run: node("ioredis.js", "iovalkey", "")},

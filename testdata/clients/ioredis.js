@@ -1,8 +1,11 @@
 // ioredis, or its fork iovalkey, with its default options: one 50-review
 // pipeline, SRS.DUE, and an unknown command followed by a good one on the
 // same connection. Prints a JSON report for cmd/srsproxy/clients_test.go.
+// With "cluster" for the protocol it runs the same session through
+// Redis.Cluster, seeded with the sidecar's address (the sidecar answers
+// CLUSTER SLOTS as one node owning every slot).
 // Usage:
-//   node ioredis.js host:port season player base_ms ioredis|iovalkey [2|3]
+//   node ioredis.js host:port season player base_ms ioredis|iovalkey [2|3|cluster]
 "use strict";
 const { parseArgs, plan, toMap, typesOf, fail } = require("./session");
 
@@ -17,11 +20,16 @@ async function main() {
   // Default options but the address (and protocol when given): the client
   // connects on its own and queues commands until its handshake is done.
   const opts = { host: a.host, port: a.port };
-  if (a.protocol !== undefined) opts.protocol = a.protocol;
-  const redis = new Redis(opts);
+  let redis;
+  if (a.cluster) {
+    redis = new Redis.Cluster([opts]);
+  } else {
+    if (a.protocol !== undefined) opts.protocol = a.protocol;
+    redis = new Redis(opts);
+  }
   redis.on("error", (e) => process.stderr.write(`${a.pkg}: ${e.message}\n`));
   try {
-    const report = { client: `${a.pkg} ${require(`${a.pkg}/package.json`).version}` };
+    const report = { client: `${a.pkg}${a.cluster ? " Cluster" : ""} ${require(`${a.pkg}/package.json`).version}` };
 
     const pipe = redis.pipeline();
     for (const cmd of plan(a)) pipe.call(...cmd);

@@ -8,7 +8,7 @@
 // major version of the same client).
 function parseArgs(argv) {
   if (argv.length < 5) {
-    fail(`usage: node ${require("path").basename(process.argv[1])} host:port season player base_ms package [2|3]`);
+    fail(`usage: node ${require("path").basename(process.argv[1])} host:port season player base_ms package [2|3|cluster]`);
   }
   const [addr, season, player, base, pkg, protocol] = argv;
   const i = addr.lastIndexOf(":");
@@ -19,7 +19,8 @@ function parseArgs(argv) {
     player,
     base: Number(base),
     pkg,
-    protocol: protocol === undefined ? undefined : Number(protocol),
+    cluster: protocol === "cluster",
+    protocol: protocol === undefined || protocol === "cluster" ? undefined : Number(protocol),
   };
 }
 
