@@ -343,8 +343,8 @@ type conn struct {
 	ownPush    []pushMsg                // caused by c's own command: before its reply
 	afterPush  []pushMsg                // for c's volatile reads: after the reply
 
-	wmu     sync.Mutex // with pushes: serialises socket writes with other goroutines' pushes
-	busy    bool       // under wmu: c's goroutine is building replies (pushes are queued)
+	wmu     sync.Mutex // with pushes: guards the fields below, shared with pushing goroutines
+	busy    bool       // under wmu: c's goroutine is building replies (else it is woken to write pushes)
 	pending []pushMsg  // under wmu: pushes queued while busy
 	closed  bool       // under wmu
 
@@ -391,7 +391,7 @@ func (c *conn) serve() {
 			if !c.flushIdle(true) || c.s.closing.Load() {
 				return
 			}
-			if err := c.rd.fill(); err != nil {
+			if err := c.rd.fill(); err != nil && !c.wokenForPushes(err) {
 				if !errors.Is(err, io.EOF) && !c.s.closing.Load() {
 					c.s.log.Debug("read", "client", c.id, "err", err)
 				}
@@ -443,11 +443,11 @@ func (c *conn) flushIdle(idle bool) bool {
 		return false
 	}
 	if c.pushes.Load() {
-		// Held while writing, so that a push cannot interleave with the replies.
+		// Pushes queued by other goroutines go out after the replies so far.
 		c.wmu.Lock()
-		defer c.wmu.Unlock()
 		c.pending = c.appendPushes(c.pending)
 		c.busy = !idle
+		c.wmu.Unlock()
 	}
 	if len(c.reply.b) == 0 {
 		return true

@@ -3,6 +3,8 @@ package proxy
 import (
 	"container/heap"
 	"context"
+	"errors"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,7 +29,6 @@ const invalidateChannel = "__redis__:invalidate"
 const (
 	DefaultTrackingMaxKeys = 100_000
 	DefaultTrackingMaxAge  = time.Minute
-	pushWriteTimeout       = time.Second
 )
 
 // tracking is a connection's CLIENT TRACKING mode. A session is immutable:
@@ -371,30 +372,33 @@ func (s *Server) expireLoop(stop <-chan struct{}) {
 	}
 }
 
-// push delivers m to c from another goroutine: written at once when c is
-// waiting for commands, else queued for c to write after the reply it is
-// building. A client that does not read within pushWriteTimeout is
-// disconnected, as Redis disconnects one past its output buffer limit.
+// push delivers m to c from another goroutine. Only c's goroutine writes
+// to its socket: the push is queued, and a connection waiting for commands
+// is woken (its read deadline set in the past) to write it. So a client that
+// does not read its socket stalls nothing but its own connection.
 func (c *conn) push(m pushMsg) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.busy {
-		c.pending = append(c.pending, m)
+	if c.closed {
 		return
 	}
-	c.mu.Lock()
-	proto := c.reply.proto
-	c.mu.Unlock()
-	b := appendPush(nil, proto, c.subscribed.Load(), m)
-	if len(b) == 0 {
-		return
+	c.pending = append(c.pending, m)
+	if !c.busy {
+		_ = c.nc.SetReadDeadline(wakeNow)
 	}
-	_ = c.nc.SetWriteDeadline(time.Now().Add(pushWriteTimeout))
-	if _, err := c.nc.Write(b); err != nil {
-		c.s.log.Warn("closing a tracking client that does not read its invalidations", "client", c.id, "err", err)
-		c.nc.Close()
+}
+
+// wakeNow is a read deadline in the past: it ends a blocked read at once.
+var wakeNow = time.Unix(1, 0)
+
+// wokenForPushes reports whether a failed read was push's wake-up (not a
+// shutdown), clearing the deadline so that reading can go on.
+func (c *conn) wokenForPushes(err error) bool {
+	if !c.pushes.Load() || c.s.closing.Load() || !errors.Is(err, os.ErrDeadlineExceeded) {
+		return false
 	}
-	_ = c.nc.SetWriteDeadline(time.Time{})
+	_ = c.nc.SetReadDeadline(time.Time{})
+	return true
 }
 
 // appendPushes writes queued pushes into the reply buffer.

@@ -303,3 +303,29 @@ func mustAtoi(t *testing.T, s string) int64 {
 	}
 	return n
 }
+
+// TestTrackingSlowReader: a tracking client that stops reading its socket
+// holds up only its own connection. The writer's changes complete, and
+// once the client reads again it finds every invalidation, in order.
+func TestTrackingSlowReader(t *testing.T) {
+	t.Parallel()
+	s := startTracking(t, Config{})
+	slow := tracked3(t, s)
+	const n = 200
+	key := func(i int) string { return strings.Repeat("k", 64<<10) + strconv.Itoa(i) } // 64 KiB: n of them overflow the socket buffers
+	for i := range n {
+		slow.do("TRK.GET", key(i))
+	}
+	writer := s.dial(t)
+	for i := range n { // slow reads nothing meanwhile
+		if got := writer.do("TRK.SET", key(i)); got != "+OK\r\n" {
+			t.Fatalf("TRK.SET %d = %q", i, got)
+		}
+	}
+	for i := range n {
+		if got := slow.read(); got != push3(key(i)) {
+			t.Fatalf("push %d: got %d bytes, want the invalidation of key %d", i, len(got), i)
+		}
+	}
+	expectQuiet(t, slow)
+}
