@@ -391,7 +391,9 @@ func (c *conn) serve() {
 			if !c.flushIdle(true) || c.s.closing.Load() {
 				return
 			}
-			if err := c.rd.fill(); err != nil && !c.wokenForPushes(err) {
+			err := c.rd.fill()
+			woken := err != nil && c.wokenForPushes(err)
+			if err != nil && !woken {
 				if !errors.Is(err, io.EOF) && !c.s.closing.Load() {
 					c.s.log.Debug("read", "client", c.id, "err", err)
 				}
@@ -402,7 +404,9 @@ func (c *conn) serve() {
 				c.busy = true
 				c.wmu.Unlock()
 			}
-			c.active.Store(c.s.now().UnixNano())
+			if !woken { // a wake-up to write pushes is not the client's activity
+				c.active.Store(c.s.now().UnixNano())
+			}
 		}
 	}
 }
