@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -20,7 +21,11 @@ var unavailablePrefixes = []string{"LOADING", "CLUSTERDOWN", "MASTERDOWN", "TRYA
 // network errors (a refused or reset connection, a dial that timed out), a
 // read or write deadline on a connection that was sent a command (the server
 // did not answer), a context deadline (see IsOverloaded), a closed client, a
-// server that is loading, failing over or has no cluster quorum. The circuit
+// server that is loading, failing over or has no cluster quorum, and a TLS
+// handshake that failed (a certificate that does not verify, the server's
+// refusal of ours, a server that does not speak TLS): such an upstream cannot
+// be used any more than a down one, so the breaker opens into Safe Mode and
+// alerts instead of every call failing as an internal error. The circuit
 // breaker counts only these.
 //
 // Not availability problems: a nil reply, a script's own error, a
@@ -39,7 +44,12 @@ func IsUnavailable(err error) bool {
 	}
 	var netErr net.Error
 	if errors.As(err, &netErr) {
-		return true // socket deadlines ("i/o timeout") and dial failures
+		return true // socket deadlines ("i/o timeout"), dial failures, the server's TLS alerts
+	}
+	var certErr *tls.CertificateVerificationError
+	var recordErr tls.RecordHeaderError
+	if errors.As(err, &certErr) || errors.As(err, &recordErr) {
+		return true
 	}
 	var redisErr goredis.Error
 	if errors.As(err, &redisErr) {

@@ -2,6 +2,8 @@ package redis
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -50,6 +52,10 @@ func TestIsUnavailable(t *testing.T) {
 		// Ambiguous (a pool wait, or a handshake a stalled server never
 		// answered): counted; callCtx excludes it when the caller's context ended.
 		{context.DeadlineExceeded, true},
+		// TLS handshakes that failed: the upstream cannot be used.
+		{fmt.Errorf("redis fetch: %w", &tls.CertificateVerificationError{Err: x509.HostnameError{Host: "127.0.0.1"}}), true},
+		{&net.OpError{Op: "remote error", Err: tls.AlertError(116)}, true}, // the server's "certificate required"
+		{tls.RecordHeaderError{Msg: "first record does not look like a TLS handshake"}, true},
 	} {
 		if got := IsUnavailable(tc.err); got != tc.want {
 			t.Errorf("IsUnavailable(%v) = %v, want %v", tc.err, got, tc.want)

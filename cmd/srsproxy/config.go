@@ -26,10 +26,6 @@ type Config struct {
 	RedisCluster     bool          // Redis Cluster even with one seed address (several addresses always mean a cluster)
 	RedisPassword    string        //
 	RedisUsername    string        // upstream ACL user
-	RedisTLS         bool          // TLS to the upstream Redis
-	RedisTLSCA       string        // PEM file of the CA that signed the upstream's certificate ("" = system roots)
-	MySQLTLSCA       string        // PEM file of the CA for MariaDB; sets tls=srsproxy in the DSN
-	TLSCert, TLSKey  string        // PEM files: serve RESP over TLS on --listen
 	RequirePassFile  string        // file holding the default user's password (keeps it out of ps)
 	MaxClients       int           // client connections served at once (default 10000, below the FD limit)
 	MaxMemoryClients int64         // memory of all clients' buffered commands (default: a quarter of the memory limit)
@@ -52,6 +48,16 @@ type Config struct {
 	LogFormat        string        // text | json
 	LogLevel         string        // debug | info | warn | error
 	ShutdownTimeout  time.Duration // bound on the drain at shutdown
+
+	// TLS, each file PEM (Config.validateTLS checks the pairs).
+	RedisTLS           bool   // TLS to the upstream Redis (also on when any other RedisTLS* field is set)
+	RedisTLSCA         string // CA that signed the upstream's certificate ("" = system roots)
+	RedisTLSCert       string // client certificate presented to the upstream (its mutual TLS)
+	RedisTLSKey        string // private key of RedisTLSCert
+	RedisTLSServerName string // name the upstream's certificate is verified against ("" = the --redis host)
+	MySQLTLSCA         string // CA for MariaDB; sets tls=srsproxy-<digest> in the DSN
+	TLSCert, TLSKey    string // serve RESP over TLS on --listen
+	TLSCA              string // CA of the clients' certificates: the listener requires one (mutual TLS)
 
 	RedisTimeout     time.Duration // read/write timeout of upstream calls
 	RedisPoolSize    int           // upstream connections per node; also the bound on concurrent upstream calls
@@ -134,7 +140,7 @@ func (c Config) Validate() error {
 	}
 	_, _, err := net.SplitHostPort(c.Listen)
 	check(err == nil, "--listen %q: %v", c.Listen, err)
-	check((c.TLSCert == "") == (c.TLSKey == ""), "--tls-cert and --tls-key go together")
+	errs = append(errs, c.validateTLS())
 	check(c.RequirePass == "" || c.RequirePassFile == "", "--requirepass and --requirepass-file are exclusive")
 	if c.AdminListen != "off" {
 		_, _, err = net.SplitHostPort(c.AdminListen)
@@ -185,6 +191,40 @@ func (c Config) Validate() error {
 		check(err == nil, "--users: %v", err)
 	}
 	return errors.Join(errs...)
+}
+
+// validateTLS checks that the TLS files come in their pairs; the sidecar's
+// Validate and the import's validate share it. Errors name the flags.
+func (c Config) validateTLS() error {
+	switch {
+	case (c.TLSCert == "") != (c.TLSKey == ""):
+		return errors.New("--tls-cert and --tls-key go together")
+	case c.TLSCA != "" && c.TLSCert == "":
+		return errors.New("--tls-ca needs --tls-cert and --tls-key: it verifies the client certificates of the TLS listener")
+	case (c.RedisTLSCert == "") != (c.RedisTLSKey == ""):
+		return errors.New("--redis-tls-cert and --redis-tls-key go together")
+	}
+	return nil
+}
+
+// connFlags registers on fs the upstream identity and TLS flags, which the
+// sidecar and `srsproxy import` share, and returns their names.
+func connFlags(fs *flag.FlagSet, c *Config) []string {
+	own := flag.NewFlagSet("", flag.ContinueOnError)
+	own.StringVar(&c.RedisPassword, "redis-password", "", "upstream Redis password")
+	own.StringVar(&c.RedisUsername, "redis-username", "", "upstream Redis ACL username (default: the default user)")
+	own.BoolVar(&c.RedisTLS, "redis-tls", false, "connect to the upstream Redis over TLS (implied by each --redis-tls-* flag)")
+	own.StringVar(&c.RedisTLSCA, "redis-tls-ca", "", "PEM file of the CA of the upstream Redis's certificate (default: the system's roots)")
+	own.StringVar(&c.RedisTLSCert, "redis-tls-cert", "", "PEM client certificate presented to the upstream Redis (its --tls-auth-clients); needs --redis-tls-key")
+	own.StringVar(&c.RedisTLSKey, "redis-tls-key", "", "PEM private key of --redis-tls-cert")
+	own.StringVar(&c.RedisTLSServerName, "redis-tls-server-name", "", "name the upstream Redis's certificate is verified against, e.g. when --redis is an IP address (default: the --redis host)")
+	own.StringVar(&c.MySQLTLSCA, "mysql-tls-ca", "", "PEM file of the CA of MariaDB's certificate: connect over TLS and verify it")
+	var names []string
+	own.VisitAll(func(f *flag.Flag) {
+		fs.Var(f.Value, f.Name, f.Usage)
+		names = append(names, f.Name)
+	})
+	return names
 }
 
 // bytesFlag parses sizes such as 512MiB, 1GiB or a plain byte count.
@@ -307,13 +347,10 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&c.Listen, "listen", "", "RESP listen address (default 127.0.0.1:6380)")
 	fs.Var(listFlag{&c.Redis}, "redis", "upstream Redis addresses, comma-separated; several = Redis Cluster (default 127.0.0.1:6379)")
 	fs.BoolVar(&c.RedisCluster, "redis-cluster", false, "the upstream is a Redis Cluster even with one --redis (seed) address")
-	fs.StringVar(&c.RedisPassword, "redis-password", "", "upstream Redis password")
-	fs.StringVar(&c.RedisUsername, "redis-username", "", "upstream Redis ACL username (default: the default user)")
-	fs.BoolVar(&c.RedisTLS, "redis-tls", false, "connect to the upstream Redis over TLS")
-	fs.StringVar(&c.RedisTLSCA, "redis-tls-ca", "", "PEM file of the CA of the upstream Redis's certificate (default: the system's roots); implies --redis-tls")
-	fs.StringVar(&c.MySQLTLSCA, "mysql-tls-ca", "", "PEM file of the CA of MariaDB's certificate: connect over TLS and verify it")
+	connFlags(fs, &c)
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) to serve RESP over TLS on --listen; needs --tls-key")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
+	fs.StringVar(&c.TLSCA, "tls-ca", "", "PEM file of the CA of the clients' certificates: with --tls-cert, every client must present a certificate signed by it (mutual TLS)")
 	fs.IntVar(&c.MaxClients, "maxclients", 0, "client connections served at once; more are refused with 'ERR max number of clients reached' (default 10000, lowered to fit the file-descriptor limit)")
 	fs.Var(bytesFlag{&c.MaxMemoryClients}, "maxmemory-clients", "memory all client connections may hold in partial commands and MULTI queues; past it the largest are disconnected (default: a quarter of the memory limit: cgroup memory.max, GOMEMLIMIT or RAM)")
 	fs.StringVar(&c.RequirePassFile, "requirepass-file", "", "file whose first line is the default user's password (instead of --requirepass, which ps shows)")

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
-	"net"
 	"os"
 	"runtime/debug"
 	"strconv"
@@ -19,54 +21,78 @@ import (
 // services want TLS and ACL users, and a password on the command line is
 // visible in ps) and the client limit.
 
-// listenTLS wraps ln in TLS when --tls-cert/--tls-key are set.
-func listenTLS(ln net.Listener, c Config) (net.Listener, error) {
+// serverTLS is the RESP listener's TLS configuration, nil for plain TCP:
+// --tls-cert/--tls-key, and with --tls-ca a client certificate signed by that
+// CA is required of every client (mutual TLS).
+func serverTLS(c Config) (*tls.Config, error) {
 	if c.TLSCert == "" {
-		return ln, nil
+		return nil, nil
 	}
 	cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
 	if err != nil {
 		return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
 	}
-	return tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}), nil
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if c.TLSCA != "" {
+		if cfg.ClientCAs, _, err = caPool("--tls-ca", c.TLSCA); err != nil {
+			return nil, err
+		}
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
 }
 
-// caPool reads a PEM file of CA certificates.
-func caPool(flag, path string) (*x509.CertPool, error) {
+// caPool reads a PEM file of CA certificates; it also returns a digest of
+// the file (a name for the pool where a registry wants one). Its errors name
+// flag.
+func caPool(flag, path string) (pool *x509.CertPool, digest string, err error) {
 	pem, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", flag, err)
+		return nil, "", fmt.Errorf("%s: %w", flag, err)
 	}
-	pool := x509.NewCertPool()
+	pool = x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%s %s: no PEM certificate in it", flag, path)
+		return nil, "", fmt.Errorf("%s %s: no PEM certificate in it", flag, path)
 	}
-	return pool, nil
+	sum := sha256.Sum256(pem)
+	return pool, hex.EncodeToString(sum[:8]), nil
 }
 
-// redisTLS is the upstream's TLS configuration, nil for plain TCP.
+// redisTLS is the upstream's TLS configuration, nil for plain TCP. TLS is on
+// when any of --redis-tls, --redis-tls-ca, --redis-tls-cert or
+// --redis-tls-server-name is set. The cache's pool and the watcher share it.
 func redisTLS(c Config) (*tls.Config, error) {
-	if !c.RedisTLS && c.RedisTLSCA == "" {
+	if !c.RedisTLS && c.RedisTLSCA == "" && c.RedisTLSCert == "" && c.RedisTLSServerName == "" {
 		return nil, nil
 	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	// An empty ServerName is filled in per connection with the address's host.
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.RedisTLSServerName}
 	if c.RedisTLSCA != "" {
-		pool, err := caPool("--redis-tls-ca", c.RedisTLSCA)
+		pool, _, err := caPool("--redis-tls-ca", c.RedisTLSCA)
 		if err != nil {
 			return nil, err
 		}
 		cfg.RootCAs = pool
 	}
+	if c.RedisTLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(c.RedisTLSCert, c.RedisTLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("--redis-tls-cert/--redis-tls-key: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
 	return cfg, nil
 }
 
 // mysqlDSN registers the --mysql-tls-ca configuration with the driver and
-// names it in the DSN (unless the DSN chose its own tls= already).
+// names it in the DSN (unless the DSN chose its own tls= already). The
+// registered name is the CA file's digest: the driver's registry is global,
+// so sidecars of one process with different CAs must not share a name.
 func mysqlDSN(c Config) (string, error) {
 	if c.MySQLTLSCA == "" {
 		return c.MySQL, nil
 	}
-	pool, err := caPool("--mysql-tls-ca", c.MySQLTLSCA)
+	pool, digest, err := caPool("--mysql-tls-ca", c.MySQLTLSCA)
 	if err != nil {
 		return "", err
 	}
@@ -77,11 +103,24 @@ func mysqlDSN(c Config) (string, error) {
 	if cfg.TLSConfig != "" {
 		return c.MySQL, nil
 	}
-	if err := mysql.RegisterTLSConfig("srsproxy", &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}); err != nil {
+	name := "srsproxy-" + digest
+	if err := mysql.RegisterTLSConfig(name, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}); err != nil {
 		return "", fmt.Errorf("--mysql-tls-ca: %w", err)
 	}
-	cfg.TLSConfig = "srsproxy"
+	cfg.TLSConfig = name
 	return cfg.FormatDSN(), nil
+}
+
+// plainRefusalHint explains an access denial of a plain (non-TLS)
+// connection: MariaDB refuses one under require_secure_transport with the
+// same error 1045 as a wrong password. "" for any other error.
+func plainRefusalHint(dsn string, err error) string {
+	var me *mysql.MySQLError
+	cfg, perr := mysql.ParseDSN(dsn)
+	if !errors.As(err, &me) || me.Number != 1045 || perr != nil || (cfg.TLSConfig != "" && cfg.TLSConfig != "false") {
+		return ""
+	}
+	return " (this was plain TCP, which a server with require_secure_transport refuses with this same error: connect over TLS with --mysql-tls-ca)"
 }
 
 // requirePass is --requirepass, or the first line of --requirepass-file.

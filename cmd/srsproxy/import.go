@@ -78,17 +78,11 @@ func parseImport(args []string, getenv func(string) string, stderr io.Writer) (i
 	fs.IntVar(&c.Workers, "workers", 4, "pages read and written at once (the source's reads are random primary-key reads: several at once overlap their I/O)")
 	fs.StringVar(&c.Progress, "progress", "auto", "bar (a progress bar), log (a line every few seconds) or auto (bar on a terminal)")
 	fs.StringVar(&c.Conn.MySQL, "mysql", "", "srsproxy's MariaDB DSN, the target (default root@tcp(127.0.0.1:3306)/srs)")
-	fs.StringVar(&c.Conn.MySQLTLSCA, "mysql-tls-ca", "", "PEM file of the CA of the target MariaDB's certificate")
 	fs.Var(listFlag{&c.Conn.Redis}, "redis", "upstream Redis addresses of the sidecars, comma-separated, or off (default 127.0.0.1:6379)")
 	fs.BoolVar(&c.Conn.RedisCluster, "redis-cluster", false, "the upstream is a Redis Cluster even with one --redis address")
-	fs.StringVar(&c.Conn.RedisPassword, "redis-password", "", "upstream Redis password")
-	fs.StringVar(&c.Conn.RedisUsername, "redis-username", "", "upstream Redis ACL username")
-	fs.BoolVar(&c.Conn.RedisTLS, "redis-tls", false, "connect to the upstream Redis over TLS")
-	fs.StringVar(&c.Conn.RedisTLSCA, "redis-tls-ca", "", "PEM file of the CA of the upstream Redis's certificate; implies --redis-tls")
 	fs.StringVar(&c.Conn.RedisPrefix, "redis-prefix", "", "key prefix of the sidecars in the upstream Redis (default srs)")
 	shared := map[string]bool{}
-	for _, name := range []string{"mysql", "mysql-tls-ca", "redis", "redis-cluster", "redis-password", "redis-username",
-		"redis-tls", "redis-tls-ca", "redis-prefix"} {
+	for _, name := range append(connFlags(fs, &c.Conn), "mysql", "redis", "redis-cluster", "redis-prefix") {
 		shared[name] = true
 	}
 	if err := applyEnv(fs, getenv, shared); err != nil {
@@ -138,7 +132,7 @@ func (c importConfig) validate() error {
 	if _, err := mysql.ParseDSN(c.From); err != nil {
 		return fmt.Errorf("--from: %w", err)
 	}
-	return nil
+	return c.Conn.validateTLS()
 }
 
 // sourceLabel names the source without its password.
@@ -320,7 +314,7 @@ func (imp *importer) run(ctx context.Context) error {
 		imp.store, err = mariadb.Open(ctx, dsn, imp.log)
 	}
 	if err != nil {
-		return fmt.Errorf("--mysql: %w", err)
+		return fmt.Errorf("--mysql: %w%s", err, plainRefusalHint(dsn, err))
 	}
 	defer imp.store.Close()
 	if !c.DryRun && !c.NoCache {

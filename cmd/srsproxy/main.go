@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -159,6 +160,15 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.page = m.newStatusPage()
+	// The TLS files are read before anything is opened: a bad one stops the start.
+	listenerTLS, err := serverTLS(c)
+	if err != nil {
+		return err
+	}
+	upstreamTLS, err := redisTLS(c)
+	if err != nil {
+		return err
+	}
 	dsn, err := mysqlDSN(c)
 	if err != nil {
 		return err
@@ -195,10 +205,6 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("queue: %w", err)
 	}
 	if err := m.diskMetrics(c.QueueDir); err != nil {
-		return err
-	}
-	upstreamTLS, err := redisTLS(c)
-	if err != nil {
 		return err
 	}
 	cacheOpts := rcache.Options{
@@ -281,12 +287,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("--listen: %w", err)
 	}
-	tl, err := listenTLS(ln, c)
-	if err != nil {
-		ln.Close()
-		return err
+	if listenerTLS != nil {
+		ln = tls.NewListener(ln, listenerTLS)
 	}
-	ln = tl
 	m.done = make(chan error, 1)
 	go func() { m.done <- m.server.Serve(ln) }()
 	if c.AdminListen != "off" {
@@ -316,7 +319,7 @@ func (m *Main) openStore(ctx context.Context, dsn string) (deferred bool, err er
 	case err == nil:
 		return false, nil
 	case !mariadb.IsUnreachable(err):
-		return false, fmt.Errorf("mysql: %w", err)
+		return false, fmt.Errorf("mysql: %w%s", err, plainRefusalHint(dsn, err))
 	}
 	m.Log.Warn("MariaDB unreachable at start: serving cached students and queueing reviews; the schema is prepared when it answers", "err", err)
 	return true, nil

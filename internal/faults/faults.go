@@ -1,6 +1,6 @@
 // Package faults provides the fault injectors of the crash and outage tests:
 // a TCP proxy that can be cut, stalled and restored (Gate, also named
-// Proxy), and a private redis-server on a free port. Tests never stop the machine's shared services.
+// Proxy), and a private redis-server or mariadbd on a free port. Tests never stop the machine's shared services.
 package faults
 
 import (
