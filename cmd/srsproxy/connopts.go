@@ -84,24 +84,28 @@ func redisTLS(c Config) (*tls.Config, error) {
 	return cfg, nil
 }
 
-// mysqlDSN registers the --mysql-tls-ca configuration with the driver and
-// names it in the DSN (unless the DSN chose its own tls= already). The
-// registered name is the CA file's digest: the driver's registry is global,
-// so sidecars of one process with different CAs must not share a name.
-func mysqlDSN(c Config) (string, error) {
-	if c.MySQLTLSCA == "" {
-		return c.MySQL, nil
+// mysqlDSN is --mysql with the --mysql-tls-ca configuration (mysqlTLS).
+func mysqlDSN(c Config) (string, error) { return mysqlTLS(c, "--mysql", c.MySQL) }
+
+// mysqlTLS registers the --mysql-tls-ca configuration with the driver and
+// names it in dsn (unless dsn chose its own tls= already); flag names dsn
+// in errors. The registered name is the CA file's digest: the driver's
+// registry is global, so sidecars of one process with different CAs must
+// not share a name. The primary and the replica are verified alike.
+func mysqlTLS(c Config, flag, dsn string) (string, error) {
+	if c.MySQLTLSCA == "" || dsn == "" {
+		return dsn, nil
 	}
 	pool, digest, err := caPool("--mysql-tls-ca", c.MySQLTLSCA)
 	if err != nil {
 		return "", err
 	}
-	cfg, err := mysql.ParseDSN(c.MySQL)
+	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
-		return "", fmt.Errorf("--mysql: %w", err)
+		return "", fmt.Errorf("%s: %w", flag, err)
 	}
 	if cfg.TLSConfig != "" {
-		return c.MySQL, nil
+		return dsn, nil
 	}
 	name := "srsproxy-" + digest
 	if err := mysql.RegisterTLSConfig(name, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}); err != nil {

@@ -179,7 +179,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	var replica engine.Replica
 	if c.MySQLReplica != "" {
-		if m.replica, err = mariadb.OpenReplica(c.MySQLReplica, m.Log); err != nil {
+		replicaDSN, err := mysqlTLS(c, "--mysql-replica", c.MySQLReplica)
+		if err != nil {
+			return err
+		}
+		if m.replica, err = mariadb.OpenReplica(replicaDSN, m.Log); err != nil {
 			return fmt.Errorf("mysql replica: %w", err)
 		}
 		if err := m.replica.Ping(ctx); err != nil {

@@ -348,7 +348,11 @@ func TestMariaDBTLS(t *testing.T) {
 		t.Logf("start refused: %v", err)
 	})
 
-	m, _ := startQuietMain(t, e, "--mysql-tls-ca", ca.File)
+	// The replica (the same server here) is verified with the same CA.
+	m, _ := startQuietMain(t, e, "--mysql-tls-ca", ca.File, "--mysql-replica", e.DSN)
+	if err := m.replica.Ping(context.Background()); err != nil {
+		t.Fatalf("the --mysql-replica connection under --mysql-tls-ca: %v", err)
+	}
 	c := client(t, m.Addr(), 3)
 	mustDo(t, c, "SRS.SEASON", "CREATE", "SEASON-2026", "START", "2026-01-01", "END", "2027-06-30")
 	mustDo(t, c, "SRS.SEASON", "ACTIVATE", "SEASON-2026")
@@ -358,7 +362,7 @@ func TestMariaDBTLS(t *testing.T) {
 		t.Fatalf("due list %v, want the one card", due)
 	}
 	// The test's own TLS session (through the same DSN code) sees the drained review.
-	dsn, err := mysqlDSN(Config{MySQL: e.DSN, MySQLTLSCA: ca.File})
+	dsn, err := mysqlTLS(Config{MySQLTLSCA: ca.File}, "--mysql-replica", e.DSN)
 	if err != nil {
 		t.Fatal(err)
 	}
