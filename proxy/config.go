@@ -23,7 +23,10 @@ const (
 	// (issue 12: 30 queued commands of 60 × 1 MiB took 2.6 GB).
 	DefaultMaxMultiBytes = 16 << 20
 	DefaultMaxClients    = 10000
-	DefaultVersion       = "dev"
+	// DefaultPartialTimeout is how long a half-sent command may make no
+	// progress before the connection is closed.
+	DefaultPartialTimeout = 30 * time.Second
+	DefaultVersion        = "dev"
 )
 
 // Role is what a user may run. A command's Role is the minimum role needed.
@@ -136,6 +139,10 @@ type Config struct {
 	// holding the most are disconnected, largest first, with a log line.
 	// Zero means no limit.
 	MaxMemoryClients int64
+	// PartialTimeout closes a connection whose half-sent command made no
+	// progress for this long (it holds buffer memory), default 30 s. A
+	// connection between commands may stay idle for ever, as in Redis.
+	PartialTimeout time.Duration
 	// TrackingMaxKeys is the most keys the CLIENT TRACKING table holds;
 	// past it the key expiring soonest is invalidated early. Default 100,000.
 	TrackingMaxKeys int
@@ -163,6 +170,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("Config.MaxMultiBytes: %d is negative", c.MaxMultiBytes)
 	case c.MaxMemoryClients < 0:
 		return fmt.Errorf("Config.MaxMemoryClients: %d is negative", c.MaxMemoryClients)
+	case c.PartialTimeout < 0:
+		return fmt.Errorf("Config.PartialTimeout: %v is negative", c.PartialTimeout)
 	case c.TrackingMaxKeys < 0:
 		return fmt.Errorf("Config.TrackingMaxKeys: %d is negative", c.TrackingMaxKeys)
 	case c.TrackingMaxAge < 0:
@@ -199,6 +208,7 @@ func (c Config) withDefaults() Config {
 	c.MaxMultiBytes = cmp.Or(c.MaxMultiBytes, DefaultMaxMultiBytes)
 	c.MaxClients = cmp.Or(c.MaxClients, DefaultMaxClients)
 	c.Version = cmp.Or(c.Version, DefaultVersion)
+	c.PartialTimeout = cmp.Or(c.PartialTimeout, DefaultPartialTimeout)
 	c.TrackingMaxKeys = cmp.Or(c.TrackingMaxKeys, DefaultTrackingMaxKeys)
 	c.TrackingMaxAge = cmp.Or(c.TrackingMaxAge, DefaultTrackingMaxAge)
 	if c.Logger == nil {

@@ -94,6 +94,10 @@ func newReader(rd io.Reader, maxArgs, maxBulk int) *reader {
 	}
 }
 
+// partial reports whether part of a command has been read: the client owes
+// the rest.
+func (p *reader) partial() bool { return p.left > 0 || p.skip > 0 || p.w > p.r }
+
 // next returns the next complete request in the buffer. ok is false when more
 // data is needed; err is a protocolError.
 func (p *reader) next() (req request, ok bool, err error) {

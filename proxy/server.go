@@ -30,6 +30,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -343,6 +344,10 @@ type conn struct {
 	ownPush    []pushMsg                // caused by c's own command: before its reply
 	afterPush  []pushMsg                // for c's volatile reads: after the reply
 
+	readDeadline time.Time    // the read deadline set: zero between commands
+	woken        atomic.Bool  // a push set the read deadline in the past to wake c
+	authFailures atomic.Int64 // failed AUTH attempts in a row: each waits longer
+
 	wmu     sync.Mutex // with pushes: guards the fields below, shared with pushing goroutines
 	busy    bool       // under wmu: c's goroutine is building replies (else it is woken to write pushes)
 	pending []pushMsg  // under wmu: pushes queued while busy
@@ -391,9 +396,17 @@ func (c *conn) serve() {
 			if !c.flushIdle(true) || c.s.closing.Load() {
 				return
 			}
-			err := c.rd.fill()
-			woken := err != nil && c.wokenForPushes(err)
-			if err != nil && !woken {
+			err := c.fillWithDeadline()
+			woken := err != nil && c.wokenForPushes()
+			switch {
+			case woken:
+			case errors.Is(err, os.ErrDeadlineExceeded) && !c.s.closing.Load():
+				c.reply.begin()
+				c.reply.Error(fmt.Sprintf("ERR Protocol error: command incomplete for %v", c.s.cfg.PartialTimeout))
+				c.flush()
+				c.s.log.Debug("closing connection: half-sent command made no progress", "client", c.id, "timeout", c.s.cfg.PartialTimeout)
+				return
+			case err != nil:
 				if !errors.Is(err, io.EOF) && !c.s.closing.Load() {
 					c.s.log.Debug("read", "client", c.id, "err", err)
 				}
@@ -409,6 +422,23 @@ func (c *conn) serve() {
 			}
 		}
 	}
+}
+
+// fillWithDeadline reads more of the client's commands. While part of a
+// command has arrived, the rest must make progress within PartialTimeout;
+// between commands there is no deadline.
+func (c *conn) fillWithDeadline() error {
+	timeout := c.s.cfg.PartialTimeout
+	switch partial := c.rd.partial(); {
+	case partial && time.Until(c.readDeadline) < timeout-min(time.Second, timeout/2):
+		// Moved on at most once a second: a large command arrives in many reads.
+		c.readDeadline = time.Now().Add(timeout)
+		_ = c.nc.SetReadDeadline(c.readDeadline)
+	case !partial && !c.readDeadline.IsZero():
+		c.readDeadline = time.Time{}
+		_ = c.nc.SetReadDeadline(c.readDeadline)
+	}
+	return c.rd.fill()
 }
 
 func (c *conn) close() {
@@ -610,13 +640,32 @@ func (c *conn) login(user string, pass []byte) bool {
 		// client must not turn the log into its amplifier.
 		s.authLog.Warn(s.log, "authentication failed", "client", c.id, "addr", c.nc.RemoteAddr().String(),
 			"user", user, "failures_total", s.stats.authDenied.Load())
+		c.slowDown(authDelay(c.authFailures.Add(1)))
 		return false
 	}
+	c.authFailures.Store(0)
 	c.authed, c.role = true, acct.role
 	c.mu.Lock()
 	c.reply.user = acct.name
 	c.mu.Unlock()
 	return true
+}
+
+// authDelay is how long the n-th failed AUTH in a row waits before its
+// reply: 1 ms doubling to 1 s, so one connection guesses at most about
+// once a second instead of millions of times (issue 12).
+func authDelay(n int64) time.Duration {
+	return min(time.Millisecond<<min(n-1, 10), time.Second)
+}
+
+// slowDown holds the connection for d, or until it closes.
+func (c *conn) slowDown(d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-c.ctx.Done():
+	}
 }
 
 // reset is RESET: leave MULTI, go back to RESP2, forget the name and, when

@@ -3,8 +3,6 @@ package proxy
 import (
 	"container/heap"
 	"context"
-	"errors"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -384,6 +382,7 @@ func (c *conn) push(m pushMsg) {
 	}
 	c.pending = append(c.pending, m)
 	if !c.busy {
+		c.woken.Store(true)
 		_ = c.nc.SetReadDeadline(wakeNow)
 	}
 }
@@ -392,12 +391,13 @@ func (c *conn) push(m pushMsg) {
 var wakeNow = time.Unix(1, 0)
 
 // wokenForPushes reports whether a failed read was push's wake-up (not a
-// shutdown), clearing the deadline so that reading can go on.
-func (c *conn) wokenForPushes(err error) bool {
-	if !c.pushes.Load() || c.s.closing.Load() || !errors.Is(err, os.ErrDeadlineExceeded) {
+// shutdown or a half-sent command's timeout), putting the read deadline back
+// so that reading can go on.
+func (c *conn) wokenForPushes() bool {
+	if c.s.closing.Load() || !c.woken.Swap(false) {
 		return false
 	}
-	_ = c.nc.SetReadDeadline(time.Time{})
+	_ = c.nc.SetReadDeadline(c.readDeadline)
 	return true
 }
 

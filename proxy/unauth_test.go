@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A connection that has not authenticated may send only small commands (at
@@ -61,6 +62,48 @@ func TestFailedAuthCountedAndLogged(t *testing.T) {
 	if n := strings.Count(s.logs.String(), "authentication failed"); n != 1 {
 		t.Errorf("%d log lines for 3 failed AUTH within 10 s, want 1 (rate-limited)", n)
 	}
+}
+
+// Failed AUTHs in a row are slowed on their connection, 1 ms doubling to
+// 1 s each, so guessing is slow; a good password resets the count.
+func TestFailedAuthSlowed(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, Config{RequirePass: "secret"})
+	c := s.dial(t)
+	start := time.Now()
+	var pipeline string
+	for range 9 {
+		pipeline += resp("AUTH", "wrong")
+	}
+	c.send(pipeline)
+	for range 9 {
+		if got := c.read(); !strings.HasPrefix(got, "-WRONGPASS") {
+			t.Fatalf("AUTH wrong: %q", got)
+		}
+	}
+	if took, least := time.Since(start), 511*time.Millisecond; took < least { // 1+2+…+256 ms
+		t.Fatalf("9 failed AUTH took %v, want at least %v", took, least)
+	}
+	if c.authFailures(s) != 9 {
+		t.Fatalf("failures counted: %d", c.authFailures(s))
+	}
+	c.do("AUTH", "secret")
+	if c.authFailures(s) != 0 {
+		t.Fatalf("failures after a good AUTH: %d", c.authFailures(s))
+	}
+	if got := authDelay(40); got != time.Second {
+		t.Errorf("authDelay(40) = %v, want the 1 s cap", got)
+	}
+}
+
+// authFailures is the server side's count of the connection's failed AUTHs.
+func (c *rawConn) authFailures(s *testServer) int64 {
+	for _, sc := range s.clients() {
+		if sc.nc.RemoteAddr().String() == c.nc.LocalAddr().String() {
+			return sc.authFailures.Load()
+		}
+	}
+	return -1
 }
 
 // CLIENT SETNAME is bounded, and CLIENT LIST (every connection's address and
@@ -169,5 +212,37 @@ func TestSetUsers(t *testing.T) {
 	off := startServer(t, Config{})
 	if err := off.SetUsers(map[string]User{"a": {Name: "a", Password: "x", Role: RoleApp}}); err == nil {
 		t.Error("users loaded into a server started with auth off")
+	}
+}
+
+// A half-sent command that makes no progress for PartialTimeout closes its
+// connection with a protocol error; one that keeps arriving, however
+// slowly, and an idle connection between commands are left alone.
+func TestPartialCommandTimeout(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, Config{PartialTimeout: 300 * time.Millisecond})
+	idle := s.dial(t)
+	slow := s.dial(t)
+	stuck := s.dial(t)
+	start := time.Now()
+	stuck.send("*2\r\n$4\r\nECHO\r\n$10\r\nhal")
+	slow.send("*2\r\n$4\r\nECHO\r\n$10\r\n")
+	for _, b := range "0123456789" { // 10 × 100 ms: more than the timeout in all, never idle for it
+		time.Sleep(100 * time.Millisecond)
+		slow.send(string(b))
+	}
+	slow.send("\r\n")
+	if got := slow.read(); got != "$10\r\n0123456789\r\n" {
+		t.Fatalf("slow but steady command: %q", got)
+	}
+	if got := stuck.read(); got != "-ERR Protocol error: command incomplete for 300ms\r\n" {
+		t.Fatalf("stuck command: %q", got)
+	}
+	stuck.readEOF()
+	if waited := time.Since(start); waited < 300*time.Millisecond {
+		t.Fatalf("closed after %v, before the timeout", waited)
+	}
+	if got := idle.do("PING"); got != "+PONG\r\n" {
+		t.Fatalf("an idle connection between commands after %v: %q", time.Since(start), got)
 	}
 }
