@@ -515,11 +515,19 @@ func (c *conn) handle(req request) {
 	}
 	e := c.s.mux.lookup(req.args[0], &c.scratch)
 	mark := len(w.b)
-	defer c.afterCommand(mark)
+	c.dispatch(e, req.args)
+	if len(c.ownPush) > 0 || len(c.afterPush) > 0 || c.caching != (cachingFlag{}) {
+		c.afterCommand(mark)
+	}
+}
+
+// dispatch refuses, queues or runs a command, as handle decided.
+func (c *conn) dispatch(e *entry, args [][]byte) {
+	w := &c.reply
 	switch {
 	case e == nil:
-		c.refuse(unknownCommand(req.args))
-	case e.Arity > 0 && len(req.args) != e.Arity || e.Arity < 0 && len(req.args) < -e.Arity:
+		c.refuse(unknownCommand(args))
+	case e.Arity > 0 && len(args) != e.Arity || e.Arity < 0 && len(args) < -e.Arity:
 		c.refuse("ERR wrong number of arguments for '" + e.lower + "' command")
 	case !c.authed && !e.noAuth:
 		c.refuse("NOAUTH Authentication required.")
@@ -528,9 +536,9 @@ func (c *conn) handle(req request) {
 	case w.proto == 2 && c.subscribed.Load() && !allowedSubscribed(e.Name):
 		c.refuse("ERR Can't execute '" + e.lower + "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
 	case c.tx != nil && !e.inTx:
-		c.enqueue(e, req.args)
+		c.enqueue(e, args)
 	default:
-		c.call(e, req.args)
+		c.call(e, args)
 	}
 }
 
@@ -598,14 +606,18 @@ func (c *conn) call(e *entry, args [][]byte) {
 	outer := w.begin()
 	defer func() {
 		c.s.stats.commands.Add(1) // after the command, as Redis counts
+		if w.read.on {
+			c.endRead()
+		}
 		if r := recover(); r != nil {
 			c.s.log.Error("command panicked", "cmd", e.Name, "client", c.id, "panic", r, "stack", string(debug.Stack()))
 			c.internalError(mark)
 		}
 		w.end(outer)
 	}()
-	c.beginRead(e, args)
-	defer c.endRead()
+	if e.CacheKey > 0 {
+		c.beginRead(e, args)
+	}
 	e.Handler(c.ctx, w, args)
 	if !w.complete() {
 		c.s.log.Error("command wrote a malformed reply", "cmd", e.Name, "client", c.id, "values", w.tops, "missing", w.open)

@@ -473,7 +473,7 @@ type trackedRead struct {
 // handler runs, so that a change arriving while the reply is computed is
 // delivered after it.
 func (c *conn) beginRead(e *entry, args [][]byte) {
-	if e.CacheKey <= 0 || e.CacheKey >= len(args) {
+	if e.CacheKey >= len(args) {
 		return
 	}
 	t := c.track.Load()
@@ -492,9 +492,6 @@ func (c *conn) beginRead(e *entry, args [][]byte) {
 // is invalidated right after it; one that changes at a known time expires then.
 func (c *conn) endRead() {
 	r := c.reply.read
-	if !r.on {
-		return
-	}
 	c.reply.read = trackedRead{}
 	t := c.track.Load()
 	if r.volatile {
