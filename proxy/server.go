@@ -344,7 +344,7 @@ type conn struct {
 	ownPush    []pushMsg                // caused by c's own command: before its reply
 	afterPush  []pushMsg                // for c's volatile reads: after the reply
 
-	readDeadline time.Time    // the read deadline set: zero between commands
+	readDeadline time.Time    // the read deadline c wants: zero between commands (written by c, under wmu once pushes)
 	woken        atomic.Bool  // a push set the read deadline in the past to wake c
 	authFailures atomic.Int64 // failed AUTH attempts in a row: each waits longer
 
@@ -432,13 +432,25 @@ func (c *conn) fillWithDeadline() error {
 	switch partial := c.rd.partial(); {
 	case partial && time.Until(c.readDeadline) < timeout-min(time.Second, timeout/2):
 		// Moved on at most once a second: a large command arrives in many reads.
-		c.readDeadline = time.Now().Add(timeout)
-		_ = c.nc.SetReadDeadline(c.readDeadline)
+		c.setReadDeadline(time.Now().Add(timeout))
 	case !partial && !c.readDeadline.IsZero():
-		c.readDeadline = time.Time{}
-		_ = c.nc.SetReadDeadline(c.readDeadline)
+		c.setReadDeadline(time.Time{})
 	}
 	return c.rd.fill()
+}
+
+// setReadDeadline sets the connection's own read deadline, unless a push
+// has set it in the past to wake the connection: then it is only recorded,
+// for wokenForPushes to put back.
+func (c *conn) setReadDeadline(d time.Time) {
+	if c.pushes.Load() {
+		c.wmu.Lock()
+		defer c.wmu.Unlock()
+	}
+	c.readDeadline = d
+	if !c.woken.Load() {
+		_ = c.nc.SetReadDeadline(d)
+	}
 }
 
 func (c *conn) close() {

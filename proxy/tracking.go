@@ -394,7 +394,13 @@ var wakeNow = time.Unix(1, 0)
 // shutdown or a half-sent command's timeout), putting the read deadline back
 // so that reading can go on.
 func (c *conn) wokenForPushes() bool {
-	if c.s.closing.Load() || !c.woken.Swap(false) {
+	if c.s.closing.Load() || !c.pushes.Load() {
+		return false
+	}
+	// Under wmu, as push sets the flag and the deadline together.
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if !c.woken.Swap(false) {
 		return false
 	}
 	_ = c.nc.SetReadDeadline(c.readDeadline)
