@@ -201,3 +201,85 @@ func TestTrackingDueTimeInvalidates(t *testing.T) {
 		}
 	}
 }
+
+// TestTrackingSafeModeNotCached: in Safe Mode nothing reports changes (the
+// cache is down), so a tracked due list read from MariaDB is invalidated
+// right after its reply: rueidis never serves it from its cache. Losing
+// the Redis watcher also flushes what clients had cached.
+func TestTrackingSafeModeNotCached(t *testing.T) {
+	t.Parallel()
+	r := startRig(t, rigOpts{flags: []string{"--safe-user-interval", "1ms"}})
+	now := time.Now().UnixMilli()
+	for i := range 3 { // Again an hour ago: due now
+		r.review(r.c3, "trk-safe", fmt.Sprintf("q-%d", i), 1, now-3_600_000+int64(i))
+	}
+	r.drained()
+	ctx := context.Background()
+	rc, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{r.m.Addr()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	due := func() (rueidis.RedisResult, map[string]rueidis.RedisMessage) {
+		res := rc.DoCache(ctx, rueidis.Cacheable(rc.B().Arbitrary("SRS.DUE").Keys("trk-safe").Args(safeSeason).Build()), time.Minute)
+		m, _ := res.AsMap()
+		return res, m
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for res, _ := due(); !res.IsCacheHit(); res, _ = due() { // cached once the watcher is up
+		if time.Now().After(deadline) {
+			t.Fatal("the due list was never cached with Redis up")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	r.gate.Cut() // the watcher's connections go too: clients are flushed
+	r.trip(r.c3, "trk-other")
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		res, m := due()
+		if res.IsCacheHit() {
+			if time.Now().After(deadline) {
+				t.Fatal("the reply cached before the outage was never invalidated")
+			}
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
+		degraded := m["degraded"]
+		if ok, _ := degraded.AsBool(); !ok {
+			t.Fatalf("SRS.DUE in Safe Mode: %v (%v), want a degraded list", m, res.Error())
+		}
+		break
+	}
+	for i := range 5 { // each degraded reply was followed by its invalidation
+		if res, _ := due(); res.IsCacheHit() {
+			t.Fatalf("Safe Mode read %d came from rueidis's cache", i)
+		}
+	}
+}
+
+// TestTrackingUncachedSeasonNotCached: a season with the cache off is read
+// from MariaDB, where no version tells of changes: its tracked replies are
+// invalidated right after they are sent, with the watcher up.
+func TestTrackingUncachedSeasonNotCached(t *testing.T) {
+	t.Parallel()
+	f := newTrackingFixture(t, "SEASON-2026-TRK4", "trk4-student")
+	const season = "SEASON-2026-NOCACHE"
+	createSeason(t, f.viaB, season, "CACHE", "OFF")
+	mustDo(t, f.viaB, "SRS.REVIEW", f.player, season, "q-0", 1, "AT", time.Now().Add(-time.Hour).UnixMilli(), "ID", "trk4-1")
+	ctx := context.Background()
+	rc, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{f.a.Addr()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	for i := range 5 {
+		res := rc.DoCache(ctx, rueidis.Cacheable(rc.B().Arbitrary("SRS.DUE").Keys(f.player).Args(season).Build()), time.Minute)
+		if err := res.Error(); err != nil {
+			t.Fatal(err)
+		}
+		if res.IsCacheHit() {
+			t.Fatalf("read %d of a season without cache came from rueidis's cache", i)
+		}
+	}
+}
