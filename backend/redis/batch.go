@@ -3,58 +3,56 @@ package redis
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 )
 
-// versionReads coalesces the version GETs of concurrent requests into
-// pipelines (auto-pipelining): a worker takes every read waiting when it
-// is free and sends them in one write, so N concurrent due lists cost one
-// round trip, one pooled connection and two syscalls instead of N of each.
-// A lone read is sent at once; nothing waits for a batch to fill.
-type versionReads struct {
+// autoPipeline coalesces the commands of concurrent requests into
+// pipelines (auto-pipelining): a worker takes every command waiting when it
+// is free and sends them in one write, so N concurrent version reads or
+// review swaps cost one round trip, one pooled connection and two syscalls
+// instead of N of each. A lone command is sent at once; nothing waits for a
+// batch to fill.
+type autoPipeline struct {
 	rdb     goredis.UniversalClient
 	timeout time.Duration // per batch: the cache's read timeout
-	in      chan versionRead
+	in      chan queuedCmd
 	stop    chan struct{}
 	wg      sync.WaitGroup
 }
 
-type versionRead struct {
-	key  string
-	done chan versionResult // buffered: a worker never blocks on a caller that left
+type queuedCmd struct {
+	cmd  goredis.Cmder
+	done chan struct{} // closed once cmd holds its result
 }
 
-type versionResult struct {
-	val string
-	err error
-}
+// pipelineWorkers is the number of batches in flight at once; while they
+// are out, new commands queue up and form the next batches.
+const pipelineWorkers = 2
 
-// versionWorkers is the number of batches in flight at once; while they are
-// out, new reads queue up and form the next batches.
-const versionWorkers = 2
+// maxPipeline bounds one pipeline.
+const maxPipeline = 256
 
-// maxVersionBatch bounds one pipeline.
-const maxVersionBatch = 256
-
-func newVersionReads(rdb goredis.UniversalClient, timeout time.Duration) *versionReads {
-	v := &versionReads{rdb: rdb, timeout: timeout, in: make(chan versionRead, 4*maxVersionBatch), stop: make(chan struct{})}
-	for range versionWorkers {
-		v.wg.Go(v.work)
+func newAutoPipeline(rdb goredis.UniversalClient, timeout time.Duration) *autoPipeline {
+	p := &autoPipeline{rdb: rdb, timeout: timeout, in: make(chan queuedCmd, 4*maxPipeline), stop: make(chan struct{})}
+	for range pipelineWorkers {
+		p.wg.Go(p.work)
 	}
-	return v
+	return p
 }
 
-// close stops the workers; reads still queued get errClosedBatcher.
-func (v *versionReads) close() {
-	close(v.stop)
-	v.wg.Wait()
+// close stops the workers; commands still queued fail with errClosedBatcher.
+func (p *autoPipeline) close() {
+	close(p.stop)
+	p.wg.Wait()
 	for {
 		select {
-		case r := <-v.in:
-			r.done <- versionResult{err: errClosedBatcher}
+		case q := <-p.in:
+			q.cmd.SetErr(errClosedBatcher)
+			close(q.done)
 		default:
 			return
 		}
@@ -63,75 +61,95 @@ func (v *versionReads) close() {
 
 var errClosedBatcher = errors.New("redis: cache closed")
 
-// get reads one key through a batch; goredis.Nil when it does not exist.
-func (v *versionReads) get(ctx context.Context, key string) (string, error) {
+// do runs cmd in a batch and returns its error; cmd holds the result. A
+// caller that gives up (ctx) must not read cmd: it may still run.
+func (p *autoPipeline) do(ctx context.Context, cmd goredis.Cmder) error {
 	select {
-	case <-v.stop:
-		return "", errClosedBatcher
+	case <-p.stop:
+		return errClosedBatcher
 	default:
 	}
-	r := versionRead{key: key, done: make(chan versionResult, 1)}
+	q := queuedCmd{cmd: cmd, done: make(chan struct{})}
 	select {
-	case v.in <- r:
+	case p.in <- q:
 	case <-ctx.Done():
-		return "", ctx.Err()
-	case <-v.stop:
-		return "", errClosedBatcher
+		return ctx.Err()
+	case <-p.stop:
+		return errClosedBatcher
 	}
 	select {
-	case res := <-r.done:
-		return res.val, res.err
+	case <-q.done:
+		return cmd.Err()
 	case <-ctx.Done():
-		return "", ctx.Err()
-	case <-v.stop:
-		select { // a worker may have answered before it stopped
-		case res := <-r.done:
-			return res.val, res.err
-		default:
-			return "", errClosedBatcher
-		}
+		return ctx.Err()
 	}
 }
 
-func (v *versionReads) work() {
-	batch := make([]versionRead, 0, maxVersionBatch)
-	cmds := make([]*goredis.StringCmd, 0, maxVersionBatch)
+// get reads one key through a batch; goredis.Nil when it does not exist.
+func (p *autoPipeline) get(ctx context.Context, key string) (string, error) {
+	cmd := goredis.NewStringCmd(ctx, "get", key)
+	if err := p.do(ctx, cmd); err != nil {
+		return "", err
+	}
+	return cmd.Val(), nil
+}
+
+// runScript runs s through a batch with EVALSHA, falling back to s.Run
+// (EVAL) when the server does not have the script (a restarted Redis).
+func (p *autoPipeline) runScript(ctx context.Context, s *goredis.Script, keys []string, args ...any) (any, error) {
+	argv := make([]any, 0, 3+len(keys)+len(args))
+	argv = append(argv, "evalsha", s.Hash(), len(keys))
+	for _, k := range keys {
+		argv = append(argv, k)
+	}
+	argv = append(argv, args...)
+	cmd := goredis.NewCmd(ctx, argv...)
+	err := p.do(ctx, cmd)
+	if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+		return s.Run(ctx, p.rdb, keys, args...).Result()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return cmd.Val(), nil
+}
+
+func (p *autoPipeline) work() {
+	batch := make([]queuedCmd, 0, maxPipeline)
 	for {
 		select {
-		case r := <-v.in:
-			batch = append(batch[:0], r)
-		case <-v.stop:
+		case q := <-p.in:
+			batch = append(batch[:0], q)
+		case <-p.stop:
 			return
 		}
 	more:
-		for len(batch) < maxVersionBatch {
+		for len(batch) < maxPipeline {
 			select {
-			case r := <-v.in:
-				batch = append(batch, r)
+			case q := <-p.in:
+				batch = append(batch, q)
 			default:
 				break more
 			}
 		}
-		v.send(batch, cmds[:0])
+		p.send(batch)
 	}
 }
 
-// send runs one batch as a pipeline and hands each caller its result.
-func (v *versionReads) send(batch []versionRead, cmds []*goredis.StringCmd) {
-	ctx, cancel := context.WithTimeout(context.Background(), v.timeout)
+// send runs one batch as a pipeline; each command carries its own result.
+func (p *autoPipeline) send(batch []queuedCmd) {
+	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
 	defer cancel()
 	if len(batch) == 1 {
-		val, err := v.rdb.Get(ctx, batch[0].key).Result()
-		batch[0].done <- versionResult{val, err}
-		return
+		_ = p.rdb.Process(ctx, batch[0].cmd)
+	} else {
+		pipe := p.rdb.Pipeline()
+		for _, q := range batch {
+			_ = pipe.Process(ctx, q.cmd)
+		}
+		_, _ = pipe.Exec(ctx)
 	}
-	pipe := v.rdb.Pipeline()
-	for _, r := range batch {
-		cmds = append(cmds, pipe.Get(ctx, r.key))
-	}
-	_, _ = pipe.Exec(ctx) // each command carries its own error
-	for i, r := range batch {
-		val, err := cmds[i].Result()
-		r.done <- versionResult{val, err}
+	for _, q := range batch {
+		close(q.done)
 	}
 }

@@ -66,8 +66,9 @@ type Cache struct {
 	rdb  goredis.UniversalClient
 	opts Options
 	near *nearCache
-	// versions batches the version GETs of concurrent reads (batch.go).
-	versions *versionReads
+	// pipe batches the version GETs and review swaps of concurrent
+	// requests (batch.go).
+	pipe *autoPipeline
 	// slideEvery is how often a snapshot's reads renew the keys' TTL
 	// (a sixteenth of it): the other reads are a plain GET.
 	slideEvery           int64
@@ -107,7 +108,7 @@ func New(opts Options) (*Cache, error) {
 		cc.AddHook(reloadOnFailure{cc})
 	}
 	return &Cache{rdb: rdb, opts: opts, near: newNearCache(opts.NearCacheBytes),
-		versions: newVersionReads(rdb, opts.ReadTimeout), slideEvery: ms(opts.TTL) / 16}, nil
+		pipe: newAutoPipeline(rdb, opts.ReadTimeout), slideEvery: ms(opts.TTL) / 16}, nil
 }
 
 // reloadOnFailure makes a cluster client re-read the slot map (CLUSTER
@@ -145,7 +146,7 @@ func (c *Cache) Client() goredis.UniversalClient { return c.rdb }
 
 // Close closes the connection pool.
 func (c *Cache) Close() error {
-	c.versions.close()
+	c.pipe.close()
 	return c.rdb.Close()
 }
 
@@ -225,7 +226,7 @@ func (c *Cache) version(ctx context.Context, season, player string, slide bool) 
 	if slide {
 		v, err = touchScript.Run(ctx, c.rdb, keys, ms(c.opts.TTL)).Result()
 	} else {
-		v, err = c.versions.get(ctx, keys[1])
+		v, err = c.pipe.get(ctx, keys[1])
 	}
 	if errors.Is(err, goredis.Nil) {
 		return 0, false, nil
@@ -498,7 +499,7 @@ func (c *Cache) put(ctx context.Context, season, player string, puts []srs.CardP
 		if b.sent == 0 {
 			return 0, nil
 		}
-		v, err := swapScript.Run(ctx, c.rdb, c.keys(season, player), b.args...).Result()
+		v, err := c.pipe.runScript(ctx, swapScript, c.keys(season, player), b.args...)
 		if err != nil {
 			e.distrust() // it may have landed: the snapshot can no longer tell
 			return 0, err
