@@ -86,6 +86,9 @@ type safeMode struct {
 	// was overload, not an outage (SafeModeConfig.Timeout).
 	answered atomic.Uint64
 	since    atomic.Int64 // unix ms when Safe Mode was entered; 0 when closed
+	// lastFailure is the latest error counted as a breaker failure: what
+	// opened the breaker, for the Safe Mode log line and alert.
+	lastFailure atomic.Pointer[string]
 	// announced: the current outage was reported; a failed half-open probe
 	// (half-open → open) is not a new outage. Only the engine's goroutine
 	// touches it.
@@ -148,7 +151,12 @@ func newSafeMode(cfg SafeModeConfig, now func() time.Time) *safeMode {
 		Timeout:     cfg.OpenFor,
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= cfg.Failures },
 		IsSuccessful: func(err error) bool {
-			return err == nil || !cfg.Unavailable(err)
+			if err == nil || !cfg.Unavailable(err) {
+				return true
+			}
+			msg := err.Error()
+			s.lastFailure.Store(&msg)
+			return false
 		},
 		IsExcluded: callerGone,
 		// Runs under the breaker's lock: record and hand off, nothing more.
@@ -224,15 +232,7 @@ var errBypass = errors.New("cache bypassed")
 // availability reasons), and an *OverloadError, counted neither way, when
 // admission refused the call (or fn met the cache's own overload).
 // Prefer callCtx, which also knows when a failure is the caller's.
-func (s *safeMode) call(fn func() error) error {
-	adm := s.cfg.Admission
-	if err := adm.acquire(context.Background()); err != nil {
-		return err
-	}
-	defer adm.release()
-	_, err := s.cb.Execute(func() (struct{}, error) { return struct{}{}, adm.own(fn()) })
-	return s.verdict(err)
-}
+func (s *safeMode) call(fn func() error) error { return s.callCtx(context.Background(), fn) }
 
 // callCtx is call for a cache call made with ctx: if fn fails after ctx
 // ended (the client went away, or its deadline passed), the failure is not
@@ -342,6 +342,15 @@ func (s *safeMode) dirtyUsers() []userKey {
 
 // BreakerState is "closed", "half-open" or "open".
 func (e *Engine) BreakerState() string { return e.safe.cb.State().String() }
+
+// LastCacheFailure is the latest cache error that counted as a breaker
+// failure ("" if none yet): after Safe Mode is entered, what opened it.
+func (e *Engine) LastCacheFailure() string {
+	if p := e.safe.lastFailure.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
 
 // SafeModeSince is when Safe Mode was entered; zero when the cache is in use.
 func (e *Engine) SafeModeSince() time.Time {

@@ -265,3 +265,38 @@ func TestStoreProbeDegraded(t *testing.T) {
 	e.Stop()
 	e.Stop() // idempotent
 }
+
+// call (the due and card reads' path) applies callCtx's rule too: a
+// timeout while other calls were answered is overload, refused as TRYAGAIN
+// without a breaker failure; timeouts with nothing answered open it, and
+// the error that did is kept for the Safe Mode alert. (Before, call counted
+// every timeout: 10,000 connections of SRS.DUE opened the breaker.)
+func TestCallTimeoutWhileOthersAnswered(t *testing.T) {
+	t.Parallel()
+	e := breakerEngine(t, &invalidateCache{}, SafeModeConfig{Failures: 2,
+		Timeout: func(err error) bool { return errors.Is(err, errDown) }})
+	s := e.safe
+	for range 10 {
+		err := s.call(func() error {
+			if err := s.call(func() error { return nil }); err != nil { // another request answered meanwhile
+				t.Fatal(err)
+			}
+			return errDown
+		})
+		if !errors.Is(err, ErrOverloaded) {
+			t.Fatalf("a timeout while another call was answered: %v, want ErrOverloaded (TRYAGAIN)", err)
+		}
+	}
+	if s.active() {
+		t.Fatal("timeouts while Redis answered other calls opened the breaker")
+	}
+	for range 2 {
+		_ = s.call(func() error { return errDown })
+	}
+	if !s.active() {
+		t.Fatal("timeouts with nothing answered (a stalled Redis) did not open the breaker")
+	}
+	if got := e.LastCacheFailure(); got != errDown.Error() {
+		t.Errorf("LastCacheFailure = %q, want the error that opened the breaker", got)
+	}
+}

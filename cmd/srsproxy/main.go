@@ -405,10 +405,11 @@ func (m *Main) safeModeChanged(entered bool, since time.Time) {
 	c := m.Config.withDefaults()
 	m.page.SafeModeChanged(entered, since)
 	if entered {
+		cause := m.engine.LastCacheFailure()
 		m.Log.Error("SAFE MODE entered: upstream Redis unavailable; SRS.DUE served from MariaDB under rate limits",
-			"sidecar", c.SidecarID, "redis", c.Redis, "since", since)
-		m.alerter.Alert("safe_mode_entered", fmt.Sprintf(":rotating_light: srsproxy %s entered Safe Mode at %s: upstream Redis %v unavailable; SRS.DUE is served from MariaDB (top %d, %d req/min).",
-			c.SidecarID, since.UTC().Format(time.RFC3339), c.Redis, c.SafeTop, c.SafeRPM))
+			"sidecar", c.SidecarID, "redis", c.Redis, "since", since, "cause", cause)
+		m.alerter.Alert("safe_mode_entered", fmt.Sprintf(":rotating_light: srsproxy %s entered Safe Mode at %s: upstream Redis %v unavailable (%s); SRS.DUE is served from MariaDB (top %d, %d req/min).",
+			c.SidecarID, since.UTC().Format(time.RFC3339), c.Redis, cause, c.SafeTop, c.SafeRPM))
 		return
 	}
 	m.Log.Error("SAFE MODE left: upstream Redis is back; stale cache entries invalidated",

@@ -722,7 +722,15 @@ func TestSafeModeWebhook(t *testing.T) {
 		if p["sidecar"] != "sidecar-hook" {
 			t.Errorf("alert sidecar %v, want sidecar-hook: %v", p["sidecar"], p)
 		}
+		// The entered alert says what failed: the cut gate refuses or
+		// resets the sidecar's connections.
+		if text, _ := p["text"].(string); p["event"] == "safe_mode_entered" && !strings.Contains(text, "unavailable (redis") {
+			t.Errorf("entered alert without the failure that opened the breaker: %q", text)
+		}
 		t.Logf("alert: %v", p)
+	}
+	if lines := logLines(r.log, "SAFE MODE entered"); len(lines) == 0 || !strings.Contains(lines[0], "cause=") || strings.Contains(lines[0], `cause=""`) {
+		t.Errorf("Safe Mode log line without its cause: %q", lines)
 	}
 	hook.mu.Lock()
 	if len(hook.bad) > 0 {
