@@ -327,18 +327,26 @@ func (s *Server) deliver(c *conn, t *tracking, m pushMsg, writer *conn) {
 	if c.track.Load() != t {
 		return // tracking turned off or changed, or the connection closed
 	}
-	target := c
-	if t.redirect != 0 && t.redirect != c.id {
-		if target = s.connByID(t.redirect); target == nil {
-			m, target = pushMsg{redirBroken: t.redirect}, c // RESP3 only
-		}
-	}
+	target, m := s.route(c, t, m)
 	s.track.sent.Add(1)
 	if target == writer {
 		writer.ownPush = append(writer.ownPush, m)
 		return
 	}
 	target.push(m)
+}
+
+// route returns where session t of c sends m: c itself or its REDIRECT
+// target; when that target is gone, c gets tracking-redir-broken instead
+// (RESP3 only, by appendPush).
+func (s *Server) route(c *conn, t *tracking, m pushMsg) (*conn, pushMsg) {
+	if t.redirect == 0 || t.redirect == c.id {
+		return c, m
+	}
+	if target := s.connByID(t.redirect); target != nil {
+		return target, m
+	}
+	return c, pushMsg{redirBroken: t.redirect}
 }
 
 // connByID returns the open connection with id, or nil.
@@ -504,14 +512,10 @@ func (c *conn) endRead() {
 		if t == nil {
 			return
 		}
-		target := c
-		if t.redirect != 0 && t.redirect != c.id {
-			target = c.s.connByID(t.redirect)
-		}
-		if target == c {
-			c.afterPush = append(c.afterPush, pushMsg{keys: []string{r.key}})
-		} else if target != nil {
-			target.push(pushMsg{keys: []string{r.key}})
+		if target, m := c.s.route(c, t, pushMsg{keys: []string{r.key}}); target == c {
+			c.afterPush = append(c.afterPush, m) // after this reply, not before it
+		} else {
+			target.push(m)
 		}
 		return
 	}

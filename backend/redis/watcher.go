@@ -158,13 +158,6 @@ func (w *Watcher) Up() bool {
 	return w.reader != nil
 }
 
-// Watched is the number of version keys marked as watched or being watched.
-func (w *Watcher) Watched() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.marks)
-}
-
 // run subscribes, listens until the subscription fails, and starts again,
 // until Close.
 func (w *Watcher) run(ctx context.Context) {
